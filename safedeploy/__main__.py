@@ -1,0 +1,3 @@
+from safedeploy.cli import main
+
+main()

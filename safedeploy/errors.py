@@ -1,0 +1,52 @@
+"""One error type that carries what went wrong, where, what to do next, and its exit code.
+
+Only `cli` turns these into output; everything below raises them.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    """The process exit codes that scripts rely on (DESIGN.md)."""
+
+    OK = 0
+    FAILED = 1  # failed with no change made
+    CHANGES = 2  # plan --detailed-exitcode: changes present
+    ROLLED_BACK = 3  # deploy failed and was rolled back
+    NEEDS_HUMAN = 4  # deploy failed and the rollback failed too
+
+
+class SafedeployError(Exception):
+    """An error a user can act on: `what` happened at `where`; `hint` says what to do."""
+
+    def __init__(
+        self,
+        what: str,
+        *,
+        where: str | None = None,
+        hint: str | None = None,
+        exit_code: ExitCode = ExitCode.FAILED,
+    ) -> None:
+        super().__init__(what)
+        self.what = what
+        self.where = where
+        self.hint = hint
+        self.exit_code = exit_code
+
+    def __str__(self) -> str:
+        text = f"{self.where}: {self.what}" if self.where else self.what
+        if self.hint:
+            text += f"\n  hint: {self.hint}"
+        return text
+
+
+def location(file: object, line: int | None = None, key: str | None = None) -> str:
+    """`file:line (key)`, the one way errors and findings point into a manifest."""
+    text = str(file)
+    if line is not None:
+        text += f":{line}"
+    if key:
+        text += f" ({key})"
+    return text

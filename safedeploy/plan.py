@@ -1,0 +1,236 @@
+"""A plan is data: per-variable decisions, field changes, lint findings, the live fingerprint.
+
+It is built once from a manifest and a live read, rendered, saved, compared, and executed as
+it is: the deployer never decides again. Raw values live only in `target`, which is never
+written out; a saved plan carries a salted digest of it so `deploy --plan` can prove that it
+is about to apply exactly what was shown.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import secrets
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from deepdiff import DeepDiff
+
+from safedeploy.errors import SafedeployError
+from safedeploy.lint import Finding, Severity, lint_manifest, lint_merge
+from safedeploy.manifest import Manifest
+from safedeploy.merge import Action, Decision, merge_env
+from safedeploy.model import LiveService, SecretRef, ServiceSpec
+from safedeploy.redact import shown
+
+SCHEMA_VERSION = 1
+
+
+class PlanAction(StrEnum):
+    CREATE = "create"
+    UPDATE = "update"
+    NONE = "none"
+
+
+@dataclass(frozen=True)
+class FieldChange:
+    """A change to something other than env: `image`, `command`, `settings.memory`..."""
+
+    field: str
+    before: Any
+    after: Any
+
+
+@dataclass(frozen=True)
+class Plan:
+    service: str
+    platform: str
+    manifest: str
+    action: PlanAction
+    variables: tuple[Decision, ...]
+    changes: tuple[FieldChange, ...]
+    findings: tuple[Finding, ...]
+    live_fingerprint: str
+    owned: frozenset[str]  # the names this release will record as owned
+    salt: str
+    digest: str  # HMAC(salt) of what will be applied; see target_digest
+    target: ServiceSpec = field(repr=False, compare=False)
+
+    @property
+    def errors(self) -> tuple[Finding, ...]:
+        return tuple(f for f in self.findings if f.severity is Severity.ERROR)
+
+    @property
+    def warnings(self) -> tuple[Finding, ...]:
+        return tuple(f for f in self.findings if f.severity is Severity.WARNING)
+
+    @property
+    def ok(self) -> bool:
+        """A plan with an error finding must not be applied."""
+        return not self.errors
+
+    @property
+    def has_changes(self) -> bool:
+        return self.action is not PlanAction.NONE
+
+    def count(self, *actions: Action) -> int:
+        return sum(1 for d in self.variables if d.action in actions)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The stable JSON form (render/json.py, --out files); never holds a raw value."""
+        return {
+            "service": self.service,
+            "platform": self.platform,
+            "manifest": self.manifest,
+            "action": self.action.value,
+            "ok": self.ok,
+            "variables": [
+                {**asdict(d), "action": d.action.value} for d in self.variables
+            ],
+            "changes": [asdict(c) for c in self.changes],
+            "findings": [{**asdict(f), "severity": f.severity.value} for f in self.findings],
+            "live_fingerprint": self.live_fingerprint,
+            "owned": sorted(self.owned),
+            "salt": self.salt,
+            "digest": self.digest,
+        }
+
+
+_UNCHANGED = {Action.UNCHANGED, Action.KEPT_UNMANAGED, Action.REFUSED_UNMANAGED}
+
+
+def target_digest(salt: str, service: str, target: ServiceSpec, owned: Iterable[str]) -> str:
+    """A salted digest of exactly what apply will send, so a saved plan can be checked."""
+    canonical = json.dumps(
+        {
+            "service": service,
+            "image": target.image,
+            "command": list(target.command),
+            "env": {k: _raw(v) for k, v in sorted(target.env.items())},
+            "settings": target.settings,
+            "owned": sorted(owned),
+        },
+        sort_keys=True,
+        default=str,
+    )
+    return hmac.new(salt.encode(), canonical.encode(), hashlib.sha256).hexdigest()
+
+
+def _raw(value: str | SecretRef) -> Any:
+    return {"secret": value.secret, "version": value.version} if isinstance(value, SecretRef) else value
+
+
+def _managed_fields(spec: ServiceSpec | None) -> dict[str, Any]:
+    """Everything but env, flattened to the names a plan shows: image, command, settings.X."""
+    if spec is None:
+        return {}
+    fields: dict[str, Any] = {"image": spec.image, "command": list(spec.command)}
+    fields.update({f"settings.{k}": v for k, v in spec.settings.items()})
+    return {k: v for k, v in fields.items() if v not in (None, [])}
+
+
+def field_changes(before: ServiceSpec | None, after: ServiceSpec) -> tuple[FieldChange, ...]:
+    """Image, command and settings changes, from a structural diff of the two specs."""
+    old, new = _managed_fields(before), _managed_fields(after)
+    diff = DeepDiff(old, new, view="tree")
+    names = {item.path(output_format="list")[0] for items in diff.values() for item in items}
+    return tuple(
+        FieldChange(name, _show_field(name, old.get(name)), _show_field(name, new.get(name)))
+        for name in sorted(names)
+    )
+
+
+def _show_field(name: str, value: Any) -> Any:
+    """Command arguments can carry credentials too; they are shown through the same mask."""
+    if name == "command" and isinstance(value, list):
+        return [shown("command", v) for v in value]
+    return value
+
+
+def build_plan(
+    manifest: Manifest, live: LiveService, extra_findings: Sequence[Finding] = ()
+) -> Plan:
+    """Merge, diff and lint: everything deploy needs, decided once."""
+    desired = manifest.desired_spec()
+    live_spec = live.spec
+    merged = merge_env(
+        desired.env,
+        live_spec.env if live_spec else {},
+        live.owned,
+        frozenset(manifest.remove),
+        manifest.unmanaged,
+    )
+    settings = dict(live_spec.settings) if live_spec else {}
+    settings.update(desired.settings)
+    target = ServiceSpec(
+        image=desired.image or (live_spec.image if live_spec else None),
+        command=desired.command or (live_spec.command if live_spec else ()),
+        env=merged.env,
+        settings=settings,
+    )
+    changes = field_changes(live_spec, target)
+    findings = (*lint_manifest(manifest), *lint_merge(manifest, merged), *extra_findings)
+    if not live.exists:
+        action = PlanAction.CREATE
+    elif changes or any(d.action not in _UNCHANGED for d in merged.decisions):
+        action = PlanAction.UPDATE
+    else:
+        action = PlanAction.NONE
+    salt = secrets.token_hex(16)
+    return Plan(
+        service=manifest.service,
+        platform=manifest.platform.value,
+        manifest=str(manifest.path),
+        action=action,
+        variables=merged.decisions,
+        changes=changes,
+        findings=tuple(findings),
+        live_fingerprint=live.fingerprint,
+        owned=manifest.declared,
+        salt=salt,
+        digest=target_digest(salt, manifest.service, target, manifest.declared),
+        target=target,
+    )
+
+
+def save_plans(plans: Sequence[Plan], path: Path) -> None:
+    path.write_text(json.dumps(plans_document(plans), indent=2, sort_keys=True) + "\n")
+
+
+def plans_document(plans: Sequence[Plan]) -> dict[str, Any]:
+    return {"schema_version": SCHEMA_VERSION, "plans": [p.to_dict() for p in plans]}
+
+
+def load_saved(path: Path) -> dict[str, dict[str, Any]]:
+    """A saved plan file, as service name -> saved plan."""
+    try:
+        document = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise SafedeployError(f"cannot read the plan file: {exc}", where=str(path)) from exc
+    if not isinstance(document, dict) or document.get("schema_version") != SCHEMA_VERSION:
+        raise SafedeployError(
+            f"not a safedeploy plan of schema_version {SCHEMA_VERSION}",
+            where=str(path),
+            hint="save a new one with `safedeploy plan MANIFEST --out PLAN`",
+        )
+    return {p["service"]: p for p in document["plans"]}
+
+
+def check_saved(plan: Plan, saved: dict[str, Any], plan_file: Path) -> None:
+    """Refuse to apply when the service or the inputs moved since the saved plan was shown."""
+    if saved["live_fingerprint"] != plan.live_fingerprint:
+        raise SafedeployError(
+            f"service {plan.service} changed since the plan was saved",
+            where=str(plan_file),
+            hint="run `safedeploy plan` again and review the new diff",
+        )
+    if target_digest(saved["salt"], plan.service, plan.target, plan.owned) != saved["digest"]:
+        raise SafedeployError(
+            f"the manifest, its variables or its secrets for {plan.service} differ from the plan",
+            where=str(plan_file),
+            hint="deploy with the same --env and --var as the plan, or plan again",
+        )
