@@ -1,0 +1,356 @@
+"""Carry out a plan: apply -> wait ready -> probe -> promote -> record.
+
+Any failure after apply (not ready, a failed probe, Ctrl-C) puts back the traffic split that
+served before, probes it, and records both what failed and what serves now. The deployer
+never decides again what to change: it runs the plan it is given.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime
+
+from safedeploy.errors import ExitCode, SafedeployError
+from safedeploy.history import HistoryStore, Outcome, Release, git_commit, new_release_id, who
+from safedeploy.lint import Finding, Severity
+from safedeploy.manifest import Manifest
+from safedeploy.model import LiveService, Revision
+from safedeploy.plan import Plan, build_plan
+from safedeploy.probes import ProbeResult, describe, run_probes
+from safedeploy.providers.base import Capabilities, Provider
+
+Say = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class DeployResult:
+    """What happened, for people and for scripts."""
+
+    service: str
+    outcome: Outcome
+    exit_code: ExitCode
+    release_id: str | None = None
+    revision: str | None = None
+    url: str | None = None
+    traffic_before: dict[str, int] = field(default_factory=dict)
+    traffic_after: dict[str, int] = field(default_factory=dict)
+    probes: tuple[ProbeResult, ...] = ()
+    message: str | None = None
+
+
+class DeployFailed(Exception):
+    """A failure after apply: the deployer rolls back, then reports `reason`."""
+
+    def __init__(self, reason: str, probes: Sequence[ProbeResult] = ()) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.probes = tuple(probes)
+
+
+def capability_findings(manifest: Manifest, capabilities: Capabilities) -> list[Finding]:
+    """What the manifest asks of the platform that the platform cannot do."""
+    if manifest.rollout.strategy == "canary" and not capabilities.traffic_split:
+        return [
+            Finding(
+                code="SD110",
+                severity=Severity.ERROR,
+                key="rollout.strategy",
+                message=f"platform {manifest.platform} cannot split traffic, so no canary",
+                hint="use `strategy: all-at-once`",
+                file=str(manifest.path),
+                line=manifest.line_of("rollout.strategy"),
+            )
+        ]
+    return []
+
+
+def plan_service(manifest: Manifest, provider: Provider) -> Plan:
+    """Read the live service and plan against it; the only provider calls are reads."""
+    live = provider.read()
+    plan = build_plan(manifest, live, capability_findings(manifest, provider.capabilities))
+    return replace(plan, findings=plan.findings + tuple(provider.preflight(plan.target)))
+
+
+class Deployer:
+    def __init__(
+        self,
+        manifest: Manifest,
+        provider: Provider,
+        history: HistoryStore,
+        *,
+        say: Say,
+        probe: Callable[[Manifest, str], list[ProbeResult]] | None = None,
+    ) -> None:
+        self.manifest = manifest
+        self.provider = provider
+        self.history = history
+        self.say = say
+        self.probe = probe or (lambda m, url: run_probes(m.probes, url))
+
+    # -- deploy ------------------------------------------------------------------------------
+
+    def deploy(self, plan: Plan, *, rollback: bool) -> DeployResult:
+        if not plan.ok:
+            raise SafedeployError(
+                f"the plan for {plan.service} has {len(plan.errors)} error(s); nothing was changed",
+                where=plan.manifest,
+                hint="fix the findings above, then plan again",
+            )
+        if not plan.has_changes:
+            self.say(f"{plan.service}: no changes; nothing to deploy")
+            return DeployResult(plan.service, Outcome.UNCHANGED, ExitCode.OK)
+        with self.history.lease(plan.service):
+            return self._deploy(plan, rollback=rollback)
+
+    def _deploy(self, plan: Plan, *, rollback: bool) -> DeployResult:
+        before = self.provider.read()
+        release = self.history.save(
+            Release(
+                id=new_release_id(),
+                service=plan.service,
+                kind="deploy",
+                time=_now(),
+                user=who(),
+                git_commit=git_commit(self.manifest.path.parent),
+                manifest_digest=plan.digest,
+                image=plan.target.image or " ".join(plan.target.command[:1]) or None,
+                owned=tuple(sorted(plan.owned)),
+                traffic_before=before.traffic,
+            )
+        )
+        try:
+            candidate = self.provider.apply(
+                plan.live_fingerprint, plan.target, plan.owned, release.id
+            )
+        except SafedeployError as exc:
+            self.history.save(release.finished(Outcome.FAILED, exc.what))
+            raise
+        release = self.history.save(replace(release, revision=candidate.name))
+        self.say(f"{plan.service}: created revision {candidate.name}")
+        probes: list[ProbeResult] = []
+        try:
+            candidate = self._wait(candidate)
+            if self.provider.capabilities.candidate_url and candidate.url:
+                probes += self._probe(candidate.url, f"candidate {candidate.name}")
+            for percent in self._steps():
+                self.provider.route(self._split(before, candidate, percent))
+                self.say(f"{plan.service}: {candidate.name} serves {percent}%")
+                probes += self._probe(self._service_url(), f"the service at {percent}%")
+            self.provider.retire(candidate)
+        except (Exception, KeyboardInterrupt) as exc:
+            failure = _failure(exc)
+            probes += failure.probes
+            return self._after_failure(release, before, candidate, failure, probes, rollback)
+        after = self.provider.read()
+        self.history.save(release.finished(Outcome.SUCCEEDED, probes=_records(probes)))
+        return DeployResult(
+            plan.service,
+            Outcome.SUCCEEDED,
+            ExitCode.OK,
+            release_id=release.id,
+            revision=candidate.name,
+            url=after.url,
+            traffic_before=before.traffic,
+            traffic_after=after.traffic,
+            probes=tuple(probes),
+        )
+
+    def _wait(self, candidate: Revision) -> Revision:
+        try:
+            ready = self.provider.wait_ready(candidate)
+        except SafedeployError as exc:
+            raise DeployFailed(
+                f"revision {candidate.name} did not become ready: {exc.what}"
+            ) from exc
+        self.say(f"{self.manifest.service}: revision {candidate.name} is ready")
+        return ready
+
+    def _steps(self) -> list[int]:
+        rollout = self.manifest.rollout
+        return rollout.steps if rollout.strategy == "canary" else [100]
+
+    @staticmethod
+    def _split(before: LiveService, candidate: Revision, percent: int) -> dict[str, int]:
+        """The candidate at `percent`, the rest shared as it was before, in proportion."""
+        split = {candidate.name: percent}
+        rest, old = 100 - percent, before.traffic
+        total = sum(old.values())
+        if rest and total:
+            shares = {name: rest * share // total for name, share in old.items()}
+            first = next(iter(shares))
+            shares[first] += rest - sum(shares.values())
+            split.update({name: share for name, share in shares.items() if share})
+        return split
+
+    def _service_url(self) -> str:
+        url = self.manifest.probe_url or self.provider.read().url
+        if not url:
+            raise DeployFailed("the service has no URL to probe")
+        return url
+
+    def _probe(self, url: str, what: str) -> list[ProbeResult]:
+        if not self.manifest.probes:
+            return []
+        self.say(f"{self.manifest.service}: probing {what}")
+        results = self.probe(self.manifest, url)
+        for result in results:
+            self.say(f"  {describe(result)}")
+        failed = [r for r in results if not r.ok]
+        if failed:
+            raise DeployFailed(
+                f"probe {failed[0].name} failed on {what}: {failed[0].error}", results
+            )
+        return results
+
+    # -- failure and rollback ----------------------------------------------------------------
+
+    def _after_failure(
+        self,
+        release: Release,
+        before: LiveService,
+        candidate: Revision,
+        failure: DeployFailed,
+        probes: list[ProbeResult],
+        rollback: bool,
+    ) -> DeployResult:
+        self.say(f"{release.service}: deploy failed: {failure.reason}")
+        if not rollback or self.manifest.rollback == "off":
+            self.history.save(
+                release.finished(Outcome.LEFT_FAILED, failure.reason, probes=_records(probes))
+            )
+            return self._result(
+                release,
+                before,
+                Outcome.LEFT_FAILED,
+                ExitCode.NEEDS_HUMAN,
+                f"{failure.reason}; rollback is off, so the service is left as it is",
+                probes,
+            )
+        self.say(f"{release.service}: rolling back to {_describe_split(before.traffic)}")
+        try:
+            if before.traffic:
+                self.provider.route(before.traffic)
+            self.provider.discard(candidate)
+            if before.exists:
+                probes += self._probe(self._service_url(), "the restored service")
+        except Exception as exc:
+            second = _failure(exc)
+            message = f"{failure.reason}; the rollback failed too: {second.reason}"
+            self.history.save(
+                release.finished(Outcome.ROLLBACK_FAILED, message, probes=_records(probes))
+            )
+            return self._result(
+                release, before, Outcome.ROLLBACK_FAILED, ExitCode.NEEDS_HUMAN, message, probes
+            )
+        message = f"{failure.reason}; rolled back, serving {_describe_split(before.traffic)} again"
+        self.history.save(release.finished(Outcome.ROLLED_BACK, message, probes=_records(probes)))
+        return self._result(
+            release, before, Outcome.ROLLED_BACK, ExitCode.ROLLED_BACK, message, probes
+        )
+
+    def _result(
+        self,
+        release: Release,
+        before: LiveService,
+        outcome: Outcome,
+        code: ExitCode,
+        message: str,
+        probes: list[ProbeResult],
+    ) -> DeployResult:
+        after = self.provider.read()
+        return DeployResult(
+            release.service,
+            outcome,
+            code,
+            release_id=release.id,
+            revision=release.revision,
+            url=after.url,
+            traffic_before=before.traffic,
+            traffic_after=after.traffic,
+            probes=tuple(probes),
+            message=message,
+        )
+
+    # -- rollback on demand ------------------------------------------------------------------
+
+    def rollback(self, to: str | None) -> DeployResult:
+        """Serve an earlier revision again, whole, with its own probe and history entry."""
+        live = self.provider.read()
+        target = to or self._previous_revision(live)
+        known = {r.name for r in live.revisions}
+        if target not in known:
+            raise SafedeployError(
+                f"{self.manifest.service} has no revision {target}",
+                hint=f"choose one of: {', '.join(sorted(known)) or 'none'}",
+            )
+        with self.history.lease(self.manifest.service):
+            owned = next(
+                (r.owned for r in reversed(self.history.releases()) if r.revision == target),
+                tuple(sorted(live.owned)),
+            )
+            release = self.history.save(
+                Release(
+                    id=new_release_id(),
+                    service=self.manifest.service,
+                    kind="rollback",
+                    time=_now(),
+                    user=who(),
+                    git_commit=git_commit(self.manifest.path.parent),
+                    manifest_digest=None,
+                    image=next((r.image for r in live.revisions if r.name == target), None),
+                    owned=owned,
+                    traffic_before=live.traffic,
+                    revision=target,
+                )
+            )
+            self.say(f"{self.manifest.service}: routing 100% to {target}")
+            probes: list[ProbeResult] = []
+            try:
+                self.provider.route({target: 100})
+                self.provider.retire(Revision(target))
+                probes += self._probe(self._service_url(), f"revision {target}")
+            except (DeployFailed, SafedeployError) as exc:
+                message = f"rollback to {target} failed: {_failure(exc).reason}"
+                self.history.save(
+                    release.finished(Outcome.ROLLBACK_FAILED, message, probes=_records(probes))
+                )
+                return self._result(
+                    release, live, Outcome.ROLLBACK_FAILED, ExitCode.NEEDS_HUMAN, message, probes
+                )
+            self.history.save(release.finished(Outcome.SUCCEEDED, probes=_records(probes)))
+            return self._result(
+                release, live, Outcome.SUCCEEDED, ExitCode.OK, f"serving {target}", probes
+            )
+
+    def _previous_revision(self, live: LiveService) -> str:
+        """The revision that served before the last release that succeeded."""
+        last = self.history.last_succeeded()
+        if last is not None and last.traffic_before:
+            return max(last.traffic_before, key=lambda name: last.traffic_before[name])
+        raise SafedeployError(
+            f"no earlier release of {self.manifest.service} to roll back to",
+            hint="name one with `--to REVISION` (see `safedeploy status`)",
+        )
+
+
+def _failure(exc: BaseException) -> DeployFailed:
+    if isinstance(exc, DeployFailed):
+        return exc
+    if isinstance(exc, KeyboardInterrupt):
+        return DeployFailed("interrupted (Ctrl-C)")
+    if isinstance(exc, SafedeployError):
+        return DeployFailed(exc.what)
+    return DeployFailed(f"unexpected {type(exc).__name__}: {exc}")
+
+
+def _records(probes: Sequence[ProbeResult]) -> tuple[dict[str, object], ...]:
+    return tuple(asdict(p) for p in probes)
+
+
+def _describe_split(split: dict[str, int]) -> str:
+    return ", ".join(f"{name} {percent}%" for name, percent in split.items()) or "nothing"
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")

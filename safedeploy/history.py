@@ -1,0 +1,167 @@
+"""Release records: one per deploy or rollback, written before anything changes.
+
+A record starts `in-progress` and is finished with its outcome, so an interrupted run leaves
+evidence the next run can read. Records hold names, images and revisions, never a value.
+The store also holds the deploy lease, so two deploys of one service never interleave.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import socket
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+from uuid import uuid4
+
+from safedeploy.errors import SafedeployError
+
+
+class Outcome(StrEnum):
+    IN_PROGRESS = "in-progress"
+    SUCCEEDED = "succeeded"
+    UNCHANGED = "unchanged"
+    FAILED = "failed"  # failed before anything changed
+    ROLLED_BACK = "rolled-back"
+    ROLLBACK_FAILED = "rollback-failed"
+    LEFT_FAILED = "left-failed"  # failed with rollback off: a human decides
+
+
+@dataclass(frozen=True)
+class Release:
+    id: str
+    service: str
+    kind: str  # "deploy" | "rollback"
+    time: str
+    user: str
+    git_commit: str | None
+    manifest_digest: str | None
+    image: str | None
+    owned: tuple[str, ...]
+    traffic_before: dict[str, int]
+    revision: str | None = None  # the revision this release created or routed to
+    outcome: Outcome = Outcome.IN_PROGRESS
+    message: str | None = None
+    probes: tuple[dict[str, Any], ...] = field(default_factory=tuple)
+
+    def finished(self, outcome: Outcome, message: str | None = None, **changes: Any) -> Release:
+        return replace(self, outcome=outcome, message=message, **changes)
+
+
+def new_release_id(now: datetime | None = None) -> str:
+    """Sortable, unique and valid inside a Cloud Run revision name: `20261122-153512-3fa2`."""
+    now = now or datetime.now(UTC)
+    return f"{now:%Y%m%d-%H%M%S}-{uuid4().hex[:4]}"
+
+
+def who() -> str:
+    try:
+        return f"{getpass.getuser()}@{socket.gethostname()}"
+    except (OSError, KeyError):
+        return "unknown"
+
+
+def git_commit(directory: Path) -> str | None:
+    """The commit of the repository holding the manifest, if any; a deploy is traceable to it."""
+    try:
+        done = subprocess.run(
+            ["git", "-C", str(directory), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.strip() or None if done.returncode == 0 else None
+
+
+class HistoryStore:
+    """Release records and the deploy lease of one service, in a local folder."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def save(self, release: Release) -> Release:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        path = self.folder / f"{release.id}.json"
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(asdict(release), indent=2, sort_keys=True) + "\n")
+        tmp.replace(path)
+        return release
+
+    def releases(self) -> list[Release]:
+        """All records, oldest first."""
+        if not self.folder.is_dir():
+            return []
+        records = []
+        for path in sorted(self.folder.glob("*.json")):
+            data = json.loads(path.read_text())
+            data["outcome"] = Outcome(data["outcome"])
+            data["owned"] = tuple(data["owned"])
+            data["probes"] = tuple(data["probes"])
+            records.append(Release(**data))
+        return records
+
+    def last_succeeded(self) -> Release | None:
+        done = [r for r in self.releases() if r.outcome is Outcome.SUCCEEDED]
+        return done[-1] if done else None
+
+    @contextmanager
+    def lease(self, service: str) -> Iterator[None]:
+        """Hold the deploy lease; a second deploy fails fast and names the holder."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        path = self.folder / "lease"
+        holder = {"holder": who(), "pid": os.getpid(), "since": datetime.now(UTC).isoformat()}
+        for _ in range(2):
+            try:
+                fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+                break
+            except FileExistsError:
+                current = _read_lease(path)
+                if current and _is_stale(current):
+                    path.unlink(missing_ok=True)
+                    continue
+                current = current or {}
+                raise SafedeployError(
+                    f"another deploy of {service} is running: "
+                    f"{current.get('holder', 'unknown')} since {current.get('since')}",
+                    where=str(path),
+                    hint="wait for it to finish; if it crashed elsewhere, remove the lease file",
+                ) from None
+        else:
+            raise SafedeployError(f"could not take the deploy lease for {service}", where=str(path))
+        with os.fdopen(fd, "w") as handle:
+            json.dump(holder, handle)
+        try:
+            yield
+        finally:
+            path.unlink(missing_ok=True)
+
+
+def _read_lease(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _is_stale(lease: dict[str, Any]) -> bool:
+    """A lease left by a process of this machine that no longer runs can be taken over."""
+    if not str(lease.get("holder", "")).endswith(f"@{socket.gethostname()}"):
+        return False
+    try:
+        os.kill(int(lease["pid"]), 0)
+    except ProcessLookupError:
+        return True
+    except (PermissionError, KeyError, ValueError, TypeError):
+        return False
+    return False

@@ -1,0 +1,52 @@
+"""The narrow surface the deployer drives, and what each platform can and cannot do."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+from safedeploy.lint import Finding
+from safedeploy.model import LiveService, Revision, ServiceSpec
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    traffic_split: bool  # can serve a revision to a share of traffic (canary steps)
+    candidate_url: bool  # a new revision can be probed before it gets any traffic
+
+
+class Provider(Protocol):
+    """A platform adapter. Every mutating call is guarded by the fingerprint the plan saw."""
+
+    capabilities: Capabilities
+
+    def read(self) -> LiveService:
+        """The service as it runs now (spec None when it does not exist yet)."""
+        ...
+
+    def preflight(self, target: ServiceSpec) -> list[Finding]:
+        """Read-only checks of what apply would need (secrets exist, access granted)."""
+        ...
+
+    def apply(
+        self, fingerprint: str, target: ServiceSpec, owned: frozenset[str], release_id: str
+    ) -> Revision:
+        """Create the new revision with no traffic; refuse if the service left `fingerprint`."""
+        ...
+
+    def wait_ready(self, revision: Revision) -> Revision:
+        """Block until the revision can serve; raise with the platform's reason when it cannot."""
+        ...
+
+    def route(self, split: Mapping[str, int]) -> None:
+        """Serve the given split (revision name -> percent, summing to 100)."""
+        ...
+
+    def retire(self, keep: Revision) -> None:
+        """After success: drop the candidate tag, stop what no longer serves."""
+        ...
+
+    def discard(self, candidate: Revision) -> None:
+        """After failure: take the candidate out of the way, keeping it as evidence."""
+        ...

@@ -1,0 +1,334 @@
+"""The `local` platform: each revision is a process on a loopback port, for trying the pipeline.
+
+A state folder plays the platform's part: `service.json` holds the revisions and which one is
+active (what Cloud Run's service resource holds), `logs/` the processes' output. Secrets come
+from a dotenv file named by SAFEDEPLOY_LOCAL_SECRETS, or files in `<state>/secrets/`; they are
+read only to start a process and never written anywhere.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from safedeploy.errors import SafedeployError
+from safedeploy.lint import Finding, Severity
+from safedeploy.model import EnvValue, LiveService, Revision, SecretRef, ServiceSpec
+from safedeploy.providers.base import Capabilities
+
+READY_TIMEOUT = 20.0
+STOP_TIMEOUT = 5.0
+
+
+class LocalSecrets:
+    """The local secret source: a dotenv file, or one file per secret in a folder."""
+
+    def __init__(self, folder: Path, environ: Mapping[str, str]) -> None:
+        self.dotenv = environ.get("SAFEDEPLOY_LOCAL_SECRETS")
+        self.folder = folder
+
+    @property
+    def where(self) -> str:
+        return self.dotenv or str(self.folder)
+
+    def get(self, name: str) -> str | None:
+        if self.dotenv:
+            from dotenv import dotenv_values
+
+            return dotenv_values(self.dotenv).get(name)
+        path = self.folder / name
+        if not path.is_file():
+            return None
+        value = path.read_text()
+        return value[:-1] if value.endswith("\n") else value
+
+
+class LocalProvider:
+    capabilities = Capabilities(traffic_split=False, candidate_url=True)
+
+    def __init__(
+        self,
+        service: str,
+        state_dir: Path,
+        workdir: Path,
+        owned: frozenset[str],
+        environ: Mapping[str, str],
+    ) -> None:
+        self.service = service
+        self.folder = state_dir / service
+        self.workdir = workdir
+        self.owned = owned
+        self.secrets = LocalSecrets(state_dir / "secrets", environ)
+        self.path_env = environ.get("PATH", os.defpath)
+        self._children: dict[int, subprocess.Popen[bytes]] = {}
+
+    # -- state -------------------------------------------------------------------------------
+
+    def _load(self) -> dict[str, Any]:
+        path = self.folder / "service.json"
+        if not path.is_file():
+            return {"generation": 0, "active": None, "revisions": {}}
+        state: dict[str, Any] = json.loads(path.read_text())
+        return state
+
+    def _save(self, state: dict[str, Any]) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        state["generation"] += 1
+        path = self.folder / "service.json"
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(state, indent=2, sort_keys=True) + "\n")
+        tmp.replace(path)
+
+    @staticmethod
+    def _fingerprint(state: dict[str, Any]) -> str:
+        return hashlib.sha256(json.dumps(state, sort_keys=True).encode()).hexdigest()[:16]
+
+    def read(self) -> LiveService:
+        state = self._load()
+        active = state["active"]
+        revisions = tuple(
+            _revision(name, record, 100 if name == active else 0, _running(record.get("pid")))
+            for name, record in state["revisions"].items()
+        )
+        active_record = state["revisions"].get(active) if active else None
+        return LiveService(
+            name=self.service,
+            spec=_spec(active_record) if active_record else None,
+            fingerprint=self._fingerprint(state),
+            owned=self.owned,
+            revisions=revisions,
+            url=_url(active_record) if active_record else None,
+        )
+
+    # -- the provider surface ----------------------------------------------------------------
+
+    def preflight(self, target: ServiceSpec) -> list[Finding]:
+        findings = []
+        for name, value in sorted(target.env.items()):
+            if isinstance(value, SecretRef) and self.secrets.get(value.secret) is None:
+                findings.append(
+                    Finding(
+                        code="SD201",
+                        severity=Severity.ERROR,
+                        key=f"secrets.{name}",
+                        message=f"secret {value.secret!r} is not in the local secret source",
+                        hint=f"add it to {self.secrets.where}",
+                    )
+                )
+        return findings
+
+    def apply(
+        self, fingerprint: str, target: ServiceSpec, owned: frozenset[str], release_id: str
+    ) -> Revision:
+        state = self._load()
+        if self._fingerprint(state) != fingerprint:
+            raise SafedeployError(
+                f"service {self.service} changed since the plan; nothing was changed",
+                where=str(self.folder / "service.json"),
+                hint="run `safedeploy plan` again",
+            )
+        name = f"{self.service}-{release_id}"
+        record = {
+            "command": list(target.command),
+            "env": {k: _stored(v) for k, v in target.env.items()},
+            "settings": dict(target.settings),
+            "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
+        state["revisions"][name] = record
+        self._start(name, record)
+        self._save(state)
+        return _revision(name, record, 0, True)
+
+    def wait_ready(self, revision: Revision) -> Revision:
+        record = self._load()["revisions"][revision.name]
+        deadline = time.monotonic() + READY_TIMEOUT
+        while time.monotonic() < deadline:
+            code = self._exit_code(record["pid"])
+            if code is not None:
+                raise SafedeployError(
+                    f"revision {revision.name} exited with code {code} before it was ready",
+                    where=str(self.folder / "logs" / f"{revision.name}.log"),
+                    hint="read the revision's log",
+                )
+            try:
+                with socket.create_connection(("127.0.0.1", record["port"]), timeout=0.5):
+                    return _revision(revision.name, record, revision.percent, True)
+            except OSError:
+                time.sleep(0.05)
+        raise SafedeployError(
+            f"revision {revision.name} did not listen on port {record['port']} "
+            f"within {READY_TIMEOUT:.0f}s",
+            where=str(self.folder / "logs" / f"{revision.name}.log"),
+            hint="the command must listen on 127.0.0.1:$PORT",
+        )
+
+    def route(self, split: Mapping[str, int]) -> None:
+        serving = [name for name, percent in split.items() if percent]
+        if len(serving) != 1 or split[serving[0]] != 100:
+            raise SafedeployError(
+                f"the local platform serves one revision at a time, not {dict(split)}"
+            )
+        state = self._load()
+        name = serving[0]
+        record = state["revisions"].get(name)
+        if record is None:
+            raise SafedeployError(f"no revision {name} of {self.service}", hint="see `status`")
+        if not _running(record.get("pid")):
+            self._start(name, record)
+            self._save(state)
+            self.wait_ready(_revision(name, record, 0, False))
+        state["active"] = name
+        self._save(state)
+
+    def retire(self, keep: Revision) -> None:
+        state = self._load()
+        for name, record in state["revisions"].items():
+            if name != keep.name and record.get("pid"):
+                self._stop(record)
+        self._save(state)
+
+    def discard(self, candidate: Revision) -> None:
+        state = self._load()
+        record = state["revisions"].get(candidate.name)
+        if record and record.get("pid") and state["active"] != candidate.name:
+            self._stop(record)
+            self._save(state)
+
+    def stop_all(self) -> None:
+        """Stop every process of this service (the demo and the tests clean up with it)."""
+        state = self._load()
+        for record in state["revisions"].values():
+            if record.get("pid"):
+                self._stop(record)
+        if state["revisions"]:
+            self._save(state)
+
+    # -- processes ---------------------------------------------------------------------------
+
+    def _start(self, name: str, record: dict[str, Any]) -> None:
+        """Start the revision's process on a free loopback port; record port and pid."""
+        env = {"PATH": self.path_env, "K_SERVICE": self.service, "K_REVISION": name}
+        for key, value in record["env"].items():
+            resolved = self._resolve(key, value)
+            env[key] = resolved
+        port = _free_port()
+        env["PORT"] = str(port)
+        logs = self.folder / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        with open(logs / f"{name}.log", "ab") as log:
+            try:
+                process = subprocess.Popen(
+                    record["command"],
+                    cwd=self.workdir,
+                    env=env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            except OSError as exc:
+                raise SafedeployError(
+                    f"cannot start revision {name}: {exc.strerror}",
+                    where=f"command {record['command'][:1]}",
+                    hint="check `command:` in the manifest; it runs from the manifest's folder",
+                ) from exc
+        self._children[process.pid] = process
+        record["port"] = port
+        record["pid"] = process.pid
+
+    def _resolve(self, key: str, value: Any) -> str:
+        if isinstance(value, dict):
+            secret = self.secrets.get(value["secret"])
+            if secret is None:
+                raise SafedeployError(
+                    f"secret {value['secret']!r} for {key} is not in the local secret source",
+                    hint=f"add it to {self.secrets.where}",
+                )
+            return secret
+        return str(value)
+
+    def _exit_code(self, pid: int) -> int | None:
+        child = self._children.get(pid)
+        if child is not None:
+            return child.poll()
+        return None if _running(pid) else -1
+
+    def _stop(self, record: dict[str, Any]) -> None:
+        pid = record.pop("pid")
+        record.pop("port", None)
+        if not _running(pid):
+            return
+        try:
+            os.killpg(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + STOP_TIMEOUT
+        while self._exit_code(pid) is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if self._exit_code(pid) is None:
+            os.killpg(pid, signal.SIGKILL)
+            child = self._children.get(pid)
+            if child is not None:
+                child.wait()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _running(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie is not running; its parent just has not reaped it yet
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+def _stored(value: EnvValue) -> Any:
+    """Secrets are stored as references; only plain values are kept, as a platform keeps them."""
+    if isinstance(value, SecretRef):
+        return {"secret": value.secret, "version": value.version}
+    return value
+
+
+def _spec(record: dict[str, Any]) -> ServiceSpec:
+    env: dict[str, EnvValue] = {
+        k: SecretRef(v["secret"], v["version"]) if isinstance(v, dict) else v
+        for k, v in record["env"].items()
+    }
+    return ServiceSpec(command=tuple(record["command"]), env=env, settings=record["settings"])
+
+
+def _url(record: dict[str, Any]) -> str | None:
+    return f"http://127.0.0.1:{record['port']}" if record.get("port") else None
+
+
+def _revision(name: str, record: dict[str, Any], percent: int, ready: bool) -> Revision:
+    return Revision(
+        name=name,
+        percent=percent,
+        ready=ready,
+        url=_url(record),
+        created=record.get("created"),
+        message=None if ready else "not running",
+    )
