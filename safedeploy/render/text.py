@@ -1,0 +1,101 @@
+"""Terminal output: a verdict line per service, then one calm line per change.
+
+Colour only marks the kind of change (green add, yellow change, red remove or error); without
+it the output is plain text, so logs, pipes and golden files read the same.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator, Sequence
+
+from rich.console import Console
+from rich.text import Text
+
+from safedeploy.lint import Finding, Severity
+from safedeploy.merge import Action, Decision
+from safedeploy.plan import FieldChange, Plan
+from safedeploy.render.json import ACTION, as_text, overall, plural, tally, visible
+
+_STYLE = {"+": "green", "~": "yellow", "-": "red", "!": "red", "=": "dim"}
+
+_REASON = {
+    Action.REMOVED_OWNED: "owned and dropped from the manifest",
+    Action.REMOVED_LISTED: "listed in remove",
+    Action.REMOVED_UNMANAGED: "not in manifest; unmanaged: remove",
+}
+
+
+def render_text(plans: Sequence[Plan], *, color: bool) -> str:
+    out = io.StringIO()
+    console = Console(
+        file=out,
+        force_terminal=color,
+        no_color=not color,
+        color_system="standard" if color else None,
+        width=100,
+        highlight=False,
+        soft_wrap=True,  # long values stay on their line instead of wrapping at 100 columns
+    )
+    for i, plan in enumerate(plans):
+        if i:
+            console.print()
+        for line in _plan(plan):
+            console.print(line)
+    if len(plans) > 1:
+        console.print()
+        console.print(Text(overall(plans), style="bold"))
+    return out.getvalue().rstrip("\n")
+
+
+def _plan(plan: Plan) -> Iterator[Text]:
+    counts = tally(plan)
+    verdict = Text.assemble(
+        (visible(f"{plan.service} ({plan.platform}): {ACTION[plan.action]}"), "bold"),
+        f" — {counts}" if counts else "",
+    )
+    if plan.errors:
+        verdict.append(f" · {plural(len(plan.errors), 'error')}: will not deploy", "bold red")
+    if plan.warnings:
+        verdict.append(f" · {plural(len(plan.warnings), 'warning')}", "yellow")
+    yield verdict
+    quiet = (Action.UNCHANGED, Action.KEPT_UNMANAGED)
+    yield from (_variable(d) for d in plan.variables if d.action not in quiet)
+    yield from (_field(c) for c in plan.changes)
+    kept = [d for d in plan.variables if d.action is Action.KEPT_UNMANAGED]
+    yield from (_line("=", f"{d.name} kept (not in manifest; drift)") for d in kept)
+    for finding in plan.findings:
+        yield from _finding(finding)
+
+
+def _variable(d: Decision) -> Text:
+    if d.action is Action.ADDED:
+        return _line("+", f"{d.name} = {as_text(d.after)}")
+    if d.action is Action.CHANGED:
+        # Masked values read the same on both sides; say that they differ all the same.
+        same = " changed" if d.before == d.after else ""
+        return _line("~", f"{d.name}: {as_text(d.before)} -> {as_text(d.after)}{same}")
+    if d.action is Action.REFUSED_UNMANAGED:
+        return _line("!", f"{d.name} refused (not in manifest; unmanaged: fail)")
+    return _line("-", f"{d.name} = {as_text(d.before)} ({_REASON[d.action]})")
+
+
+def _field(c: FieldChange) -> Text:
+    if c.before is None:
+        return _line("+", f"{c.field} = {as_text(c.after)}")
+    if c.after is None:
+        return _line("-", f"{c.field} = {as_text(c.before)}")
+    return _line("~", f"{c.field}: {as_text(c.before)} -> {as_text(c.after)}")
+
+
+def _line(symbol: str, words: str) -> Text:
+    return Text.assemble("  ", (f"{symbol} {visible(words)}", _STYLE[symbol]))
+
+
+def _finding(f: Finding) -> Iterator[Text]:
+    where = f"{f.file}:{f.line}" if f.file and f.line else f.file
+    head = " ".join(part for part in (f.code, f.key, where and f"({where})") if part)
+    style = "red" if f.severity is Severity.ERROR else "yellow"
+    yield Text.assemble("  ", (f.severity.value, style), " ", visible(f"{head}: {f.message}"))
+    if f.hint:
+        yield Text(visible(f"    hint: {f.hint}"), style="dim")
