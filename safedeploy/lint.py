@@ -6,11 +6,17 @@ a live value the manifest does not touch is only ever a (masked) warning.
 
 from __future__ import annotations
 
+import re
+import unicodedata
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
+from urllib.parse import unquote
 
 from safedeploy.manifest import Manifest
-from safedeploy.merge import MergeResult
+from safedeploy.merge import Action, MergeResult
+from safedeploy.model import Platform
+from safedeploy.redact import is_sensitive_name, looks_like_credential
 
 
 class Severity(StrEnum):
@@ -29,11 +35,275 @@ class Finding:
     line: int | None = None
 
 
+@dataclass(frozen=True)
+class Rule:
+    """One lint rule as documented: its stable code, severity, what it catches, the usual fix."""
+
+    code: str
+    severity: Severity
+    summary: str
+    hint: str
+
+
+_E, _W = Severity.ERROR, Severity.WARNING
+RULES: dict[str, Rule] = {
+    rule.code: rule
+    for rule in (
+        Rule(
+            "SD100",
+            _E,
+            "a `required` name is absent after the merge",
+            "declare it in env: or secrets:, or keep it out of remove:",
+        ),
+        Rule(
+            "SD101",
+            _E,
+            "a value has leading/trailing whitespace or control characters",
+            "strip the value; when it comes from a file or shell, use printf '%s', not echo",
+        ),
+        Rule(
+            "SD102",
+            _E,
+            "a URL points at localhost on a non-local platform",
+            "use an address the service reaches from the platform: a service URL or a private IP",
+        ),
+        Rule(
+            "SD103",
+            _W,
+            "two names differ only by case",
+            "keep one spelling: code that reads one never sees the other",
+        ),
+        Rule(
+            "SD104",
+            _E,
+            "a plaintext credential",
+            "move it to secrets: and reference a secret instead of pasting its value",
+        ),
+        Rule(
+            "SD105",
+            _E,
+            "a /cloudsql/ socket path for an instance the service does not attach",
+            "add the instance to settings.cloudsql_instances, or fix the socket path",
+        ),
+        Rule(
+            "SD106",
+            _E,
+            "an invalid or platform-reserved variable name",
+            "use letters, digits and underscores, not starting with a digit",
+        ),
+        Rule(
+            "SD107",
+            _E,
+            "a name declared twice, or both declared and listed in remove:",
+            "keep the name in one place: env:, secrets: or remove:",
+        ),
+        Rule(
+            "SD108",
+            _E,
+            "a live variable the manifest never owned, with unmanaged: fail",
+            "declare it in the manifest, list it in remove:, or set unmanaged: keep",
+        ),
+        Rule(
+            "SD109",
+            _W,
+            "a kept, unmanaged live value has a problem (never blocks a deploy)",
+            "declare it in the manifest to fix it (under secrets: if it is a credential)",
+        ),
+    )
+}
+
+# A value check returns what is wrong with one plain value, in words that never quote it.
+_ValueCheck = Callable[[Manifest, str, str], str | None]
+
+_CHAR_NAMES = {
+    "\r": "a carriage return (\\r)",
+    "\n": "a newline (\\n)",
+    "\t": "a tab (\\t)",
+    " ": "a space",
+}
+_LOOPBACK = re.compile(
+    r"://(?:[^/@\s]*@)?(localhost|127(?:\.\d{1,3}){3}|0\.0\.0\.0|\[::1\])(?=[:/?#\s]|$)",
+    re.IGNORECASE,
+)
+_CLOUDSQL = re.compile(r"/cloudsql/([^/?&#\s,;'\"]+)")
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_RESERVED = {Platform.CLOUDRUN: frozenset({"PORT", "K_SERVICE", "K_REVISION", "K_CONFIGURATION"})}
+# Names that say the value is public by design (NEXT_PUBLIC_..., *_PUBLISHABLE_KEY).
+_PUBLIC_MARKERS = ("PUBLIC", "PUBLISHABLE")
+
+
+def _stray(char: str) -> bool:
+    return char.isspace() or unicodedata.category(char) in ("Cc", "Cf")
+
+
+def _describe(char: str) -> str:
+    return _CHAR_NAMES.get(char, f"an invisible character (U+{ord(char):04X})")
+
+
+def _whitespace(manifest: Manifest, name: str, value: str) -> str | None:
+    """SD101: a pasted trailing \\r or newline breaks auth and URLs in ways hard to see."""
+    if value and _stray(value[0]):
+        return f"starts with {_describe(value[0])}"
+    if value and _stray(value[-1]):
+        return f"ends with {_describe(value[-1])}"
+    inner = next((c for c in value if unicodedata.category(c) == "Cc"), None)
+    return f"contains {_describe(inner)}" if inner else None
+
+
+def _localhost(manifest: Manifest, name: str, value: str) -> str | None:
+    """SD102: a forgotten dev default (http://localhost:8001) fails only at runtime."""
+    if manifest.platform is Platform.LOCAL:
+        return None
+    match = _LOOPBACK.search(value)
+    if match is None:
+        return None
+    return f"points at {match.group(1)}, the container itself on {manifest.platform.value}"
+
+
+def _credential(manifest: Manifest, name: str, value: str) -> str | None:
+    """SD104: a pasted password lands in every console, log and `describe` output."""
+    if looks_like_credential(value):
+        return "holds a value that looks like a credential, in plain text"
+    upper = name.upper()
+    if value and is_sensitive_name(name) and not any(m in upper for m in _PUBLIC_MARKERS):
+        return "has a sensitive-looking name but a plain-text value"
+    return None
+
+
+def _cloudsql(manifest: Manifest, name: str, value: str) -> str | None:
+    """SD105: a socket path to an unattached instance fails on the first query, not at deploy."""
+    attached = set(manifest.settings.cloudsql_instances or ())
+    missing = sorted({unquote(m) for m in _CLOUDSQL.findall(value)} - attached)
+    if not missing:
+        return None
+    return (
+        f"uses the Cloud SQL socket of {', '.join(missing)}, "
+        "which settings.cloudsql_instances does not attach"
+    )
+
+
+_MANIFEST_CHECKS: tuple[tuple[str, _ValueCheck], ...] = (
+    ("SD101", _whitespace),
+    ("SD102", _localhost),
+    ("SD104", _credential),
+    ("SD105", _cloudsql),
+)
+# The same checks, run as warnings (SD109) on kept unmanaged live values.
+_LIVE_CHECKS = tuple(c for c in _MANIFEST_CHECKS if c[0] in ("SD101", "SD102", "SD104"))
+
+
+def _finding(
+    manifest: Manifest,
+    code: str,
+    key: str,
+    message: str,
+    hint: str | None = None,
+    at: str | None = None,
+) -> Finding:
+    """A finding for `key`, located at the line of `at` (default: the key itself)."""
+    rule = RULES[code]
+    return Finding(
+        code=code,
+        severity=rule.severity,
+        key=key,
+        message=message,
+        hint=hint or rule.hint,
+        file=str(manifest.path),
+        line=manifest.line_of(at or key),
+    )
+
+
+def _declared(manifest: Manifest) -> Iterator[tuple[str, str]]:
+    """(dotted key, name) for every name env: and secrets: declare."""
+    yield from ((f"env.{name}", name) for name in manifest.env)
+    yield from ((f"secrets.{name}", name) for name in manifest.secrets)
+
+
+def _values(manifest: Manifest) -> Iterator[Finding]:
+    """SD101, SD102, SD104, SD105 on plain env values; secret references hold no value to judge."""
+    for name, value in manifest.env.items():
+        for code, check in _MANIFEST_CHECKS:
+            problem = check(manifest, name, value)
+            if problem:
+                yield _finding(manifest, code, f"env.{name}", f"{name} {problem}")
+
+
+def _case_clashes(manifest: Manifest) -> Iterator[Finding]:
+    """SD103: `settings.database_url` vs `DATABASE_URL` — one of them is silently unused."""
+    first: dict[str, str] = {}
+    for key, name in _declared(manifest):
+        seen = first.setdefault(name.upper(), name)
+        if seen != name:
+            yield _finding(manifest, "SD103", key, f"{name} differs from {seen} only by case")
+
+
+def _bad_names(manifest: Manifest) -> Iterator[Finding]:
+    """SD106: the platform rejects such names, or overwrites the reserved ones."""
+    reserved = _RESERVED.get(manifest.platform, frozenset())
+    for key, name in _declared(manifest):
+        if not name:
+            yield _finding(manifest, "SD106", key, "a variable name is empty")
+        elif "=" in name:
+            # NAME=value pasted as a name: keep what follows `=` out of the key and message.
+            section, _, head = key.partition(".")
+            masked = f"{section}.{head.partition('=')[0]}=…"
+            message = "a variable name contains '='"
+            hint = "write NAME: value, not NAME=value"
+            yield _finding(manifest, "SD106", masked, message, hint, at=key)
+        elif not _NAME.fullmatch(name):
+            yield _finding(manifest, "SD106", key, f"{name!r} is not a portable variable name")
+        elif name in reserved:
+            message = f"{name} is reserved: {manifest.platform.value} sets it"
+            hint = "drop it; set the container port with settings.port"
+            yield _finding(manifest, "SD106", key, message, hint)
+
+
+def _conflicts(manifest: Manifest) -> Iterator[Finding]:
+    """SD107: a name with two sources of truth; the merge would pick one silently."""
+    removed = set(manifest.remove)
+    for key, name in _declared(manifest):
+        if name in removed:
+            message = f"{name} is declared and also listed in remove:"
+            yield _finding(manifest, "SD107", key, message)
+    for name in sorted(manifest.env.keys() & manifest.secrets.keys()):
+        message = f"{name} is declared in both env: and secrets:"
+        hint = "keep it in one of env: or secrets:"
+        yield _finding(manifest, "SD107", f"secrets.{name}", message, hint)
+
+
 def lint_manifest(manifest: Manifest) -> list[Finding]:
     """The rules that judge what the manifest declares (all `safedeploy lint` needs)."""
-    raise NotImplementedError
+    return [
+        *_bad_names(manifest),
+        *_conflicts(manifest),
+        *_case_clashes(manifest),
+        *_values(manifest),
+    ]
 
 
 def lint_merge(manifest: Manifest, merged: MergeResult) -> list[Finding]:
     """The rules judged after the merge: `required`, refused unmanaged names, live-only warnings."""
-    raise NotImplementedError
+    findings = [
+        _finding(
+            manifest,
+            "SD100",
+            "required",
+            f"required variable {name} is not set",
+            at=f"required.{manifest.required.index(name)}",  # the list item's own line
+        )
+        for name in dict.fromkeys(manifest.required)
+        if name not in merged.env
+    ]
+    for decision in merged.decisions:
+        name = decision.name
+        if decision.action is Action.REFUSED_UNMANAGED:
+            message = f"live variable {name} is neither declared nor owned (unmanaged: fail)"
+            findings.append(_finding(manifest, "SD108", "unmanaged", message))
+        value = merged.env.get(name)
+        if decision.action is Action.KEPT_UNMANAGED and isinstance(value, str):
+            findings.extend(
+                _finding(manifest, "SD109", "unmanaged", f"kept live {name} {problem} ({code})")
+                for code, check in _LIVE_CHECKS
+                if (problem := check(manifest, name, value))
+            )
+    return findings

@@ -12,6 +12,7 @@ from enum import StrEnum
 from typing import Literal
 
 from safedeploy.model import EnvValue
+from safedeploy.redact import is_sensitive, shown
 
 
 class Action(StrEnum):
@@ -25,6 +26,10 @@ class Action(StrEnum):
     REMOVED_LISTED = "removed-listed"  # listed in remove:
     REMOVED_UNMANAGED = "removed-unmanaged"  # live, never owned, unmanaged: remove
     REFUSED_UNMANAGED = "refused-unmanaged"  # live, never owned, unmanaged: fail -> plan fails
+
+
+# Undeclared live names whose live value stays in the merged env.
+_KEEPS_LIVE = frozenset({Action.KEPT_UNMANAGED, Action.REFUSED_UNMANAGED})
 
 
 @dataclass(frozen=True)
@@ -45,7 +50,7 @@ class Decision:
 @dataclass(frozen=True)
 class MergeResult:
     env: dict[str, EnvValue]  # the merged env to apply (raw values)
-    decisions: tuple[Decision, ...]  # one per name in desired | live | remove, sorted by name
+    decisions: tuple[Decision, ...]  # one per name in desired | live, sorted by name
 
 
 def merge_env(
@@ -55,4 +60,52 @@ def merge_env(
     remove: Set[str],
     unmanaged: Literal["keep", "remove", "fail"],
 ) -> MergeResult:
-    raise NotImplementedError
+    """Apply the DESIGN.md merge table to every name in desired | live.
+
+    A name in `remove` that is neither desired nor live needs no decision; a name both
+    desired and in `remove` keeps its desired value here and is an error in lint (SD107).
+    """
+    env: dict[str, EnvValue] = {}
+    decisions: list[Decision] = []
+    for name in sorted(desired.keys() | live.keys()):
+        action = _decide(name, desired, live, owned, remove, unmanaged)
+        if name in desired:
+            env[name] = desired[name]
+        elif action in _KEEPS_LIVE:
+            env[name] = live[name]
+        before, after = live.get(name), env.get(name)
+        decisions.append(
+            Decision(
+                name=name,
+                action=action,
+                before=shown(name, before),
+                after=shown(name, after),
+                sensitive=any(is_sensitive(name, v) for v in (before, after) if v is not None),
+            )
+        )
+    return MergeResult(env=env, decisions=tuple(decisions))
+
+
+def _decide(
+    name: str,
+    desired: Mapping[str, EnvValue],
+    live: Mapping[str, EnvValue],
+    owned: Set[str],
+    remove: Set[str],
+    unmanaged: Literal["keep", "remove", "fail"],
+) -> Action:
+    """One row of the merge table, first match wins; `name` is in desired or live."""
+    if name in desired:
+        if name not in live:
+            return Action.ADDED
+        # A plain value never equals a SecretRef, so switching kinds is a change.
+        return Action.CHANGED if live[name] != desired[name] else Action.UNCHANGED
+    if name in remove:
+        return Action.REMOVED_LISTED
+    if name in owned:
+        return Action.REMOVED_OWNED
+    return {
+        "keep": Action.KEPT_UNMANAGED,
+        "remove": Action.REMOVED_UNMANAGED,
+        "fail": Action.REFUSED_UNMANAGED,
+    }[unmanaged]
