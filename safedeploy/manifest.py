@@ -5,12 +5,164 @@ Every error names the file, the line and the key, and nothing is loaded half-way
 
 from __future__ import annotations
 
+import difflib
+import os
+import re
+from collections.abc import Iterator, Mapping
+from itertools import pairwise
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    WithJsonSchema,
+    field_validator,
+)
+from pydantic_core import ErrorDetails, PydanticCustomError
+from ruamel.yaml import YAML
+from ruamel.yaml.constructor import DuplicateKeyError
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.nodes import MappingNode, SequenceNode
 
+from safedeploy.errors import SafedeployError, location
 from safedeploy.model import Platform, SecretRef, ServiceSpec
+
+# --- coercions the YAML may rely on (each one is documented in the JSON Schema) ---
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)?")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+_DURATION_SCHEMA = {
+    "anyOf": [{"type": "number"}, {"type": "string", "pattern": rf"^{_DURATION.pattern}$"}],
+    "description": 'seconds: a number, or a duration like "30s", "500ms", "5m", "1h"',
+}
+
+
+def _seconds(value: object) -> object:
+    """Read `2`, `"2s"`, `"500ms"`, `"5m"` as seconds, so YAML can say durations the usual way."""
+    if isinstance(value, bool):
+        raise PydanticCustomError("duration", "expected a duration, not true/false")
+    if isinstance(value, str):
+        match = _DURATION.fullmatch(value.strip())
+        if not match:
+            raise PydanticCustomError("duration", "expected a duration")
+        return float(match[1]) * _UNIT_SECONDS[match[2]]
+    return value
+
+
+def _no_bool(value: object) -> object:
+    """Refuse true/false where a number belongs: pydantic would read `true` as 1."""
+    if isinstance(value, bool):
+        raise PydanticCustomError("int_type", "expected a whole number, not true/false")
+    return value
+
+
+def _cpu_text(value: object) -> object:
+    """`cpu: 1` and `cpu: 0.5` are how people write CPUs; keep them as the text the API takes."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    return value
+
+
+def _env_text(value: object) -> object:
+    """Env values are text: a YAML number, bool or empty value would change on the way out."""
+    if isinstance(value, str):
+        return value
+    if value is None:
+        raise PydanticCustomError("env_value", "has no value; env values must be strings")
+    raise PydanticCustomError(
+        "env_value", "YAML read {kind} here; env values must be strings", {"kind": _kind(value)}
+    )
+
+
+_ARN = re.compile(r"arn:[a-z-]+:(secretsmanager|ssm):\S+")
+_RESOURCE = re.compile(r"projects/([^/\s]+)/secrets/([^/\s]+)(?:/versions/([^/\s]+))?")
+_SHORT = re.compile(r"([^:\s]+)(?::([^:\s/]+))?")
+_VERSION = re.compile(r"[^:\s/]+")
+
+
+def _secret_text(text: str) -> SecretRef:
+    """`name`, `name:version`, a Secret Manager resource name, or an ARN (whole: it has colons)."""
+    if not text.strip():
+        raise PydanticCustomError("secret_ref", "the secret reference is empty")
+    if text.startswith("arn:"):
+        if not _ARN.fullmatch(text):
+            raise PydanticCustomError("secret_ref", "not a Secrets Manager or SSM parameter ARN")
+        return SecretRef(text)
+    if text.startswith("projects/"):
+        match = _RESOURCE.fullmatch(text)
+        if not match:
+            raise PydanticCustomError("secret_ref", "not a Secret Manager resource name")
+        return SecretRef(f"projects/{match[1]}/secrets/{match[2]}", match[3] or "latest")
+    match = _SHORT.fullmatch(text)
+    if not match:
+        raise PydanticCustomError("secret_ref", "not a secret reference")
+    return SecretRef(match[1], match[2] or "latest")
+
+
+def _secret_ref(value: object) -> object:
+    """Turn each shorthand of DESIGN.md into a SecretRef; a reference is never a value."""
+    if isinstance(value, SecretRef):
+        return value
+    if isinstance(value, str):
+        return _secret_text(value)
+    if not isinstance(value, Mapping):
+        raise PydanticCustomError(
+            "secret_ref", "expected a secret reference, got {kind}", {"kind": _kind(value)}
+        )
+    unknown = sorted(set(value) - {"secret", "version"}, key=str)
+    if unknown:
+        raise PydanticCustomError(
+            "secret_ref", "unknown key `{key}` in a secret reference", {"key": unknown[0]}
+        )
+    secret, version = value.get("secret"), value.get("version")
+    if not isinstance(secret, str):
+        raise PydanticCustomError("secret_ref", "`secret:` must name the secret")
+    ref = _secret_text(secret)
+    if version is None:
+        return ref
+    if ref.version != "latest":
+        raise PydanticCustomError("secret_ref", "the version is given twice")
+    if isinstance(version, int) and not isinstance(version, bool):
+        version = str(version)
+    if not isinstance(version, str) or not _VERSION.fullmatch(version):
+        raise PydanticCustomError("secret_ref", "`version:` must be a version number or alias")
+    return SecretRef(ref.secret, version)
+
+
+Int = Annotated[int, BeforeValidator(_no_bool)]
+Seconds = Annotated[float, BeforeValidator(_seconds), WithJsonSchema(_DURATION_SCHEMA)]
+WholeSeconds = Annotated[int, BeforeValidator(_seconds), WithJsonSchema(_DURATION_SCHEMA)]
+CpuText = Annotated[str, BeforeValidator(_cpu_text), WithJsonSchema({"type": ["string", "number"]})]
+EnvText = Annotated[str, BeforeValidator(_env_text)]
+Secret = Annotated[
+    SecretRef,
+    BeforeValidator(_secret_ref),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "minLength": 1},
+                {
+                    "type": "object",
+                    "properties": {
+                        "secret": {"type": "string", "minLength": 1},
+                        "version": {"type": ["string", "integer"]},
+                    },
+                    "required": ["secret"],
+                    "additionalProperties": False,
+                },
+            ],
+            "description": "name, name:version, {secret, version}, projects/P/secrets/S"
+            "[/versions/V], or a Secrets Manager / SSM parameter ARN",
+        }
+    ),
+]
+
+
+# --- the models ---
 
 
 class Strict(BaseModel):
@@ -18,11 +170,11 @@ class Strict(BaseModel):
 
 
 class Expect(Strict):
-    status: int = 200
+    status: Int = 200
     json_subset: dict[str, Any] | None = Field(default=None, alias="json")
     contains: str | None = None  # a substring the body must contain
     regex: str | None = None  # a regular expression the body must match (re.search)
-    max_latency: float | None = None  # seconds; "2s" and "500ms" are accepted in YAML
+    max_latency: Seconds | None = None  # seconds; "2s" and "500ms" are accepted in YAML
 
 
 class ProbeSpec(Strict):
@@ -34,33 +186,45 @@ class ProbeSpec(Strict):
     headers: dict[str, str] = Field(default_factory=dict)
     body: str | None = None
     expect: Expect = Field(default_factory=Expect)
-    retries: int = 10  # attempts after the first
-    interval: float = 1.0  # seconds between attempts
-    successes: int = 1  # consecutive passing attempts needed
-    timeout: float = 30.0  # seconds for the whole probe, all attempts together
+    retries: Int = 10  # failed attempts allowed before the probe fails
+    interval: Seconds = 1.0  # seconds between attempts ("500ms" accepted)
+    successes: Int = 1  # consecutive passing attempts needed
+    timeout: Seconds = 30.0  # seconds for the whole probe, all attempts together ("1m" accepted)
 
 
 class Settings(Strict):
     """Platform settings safedeploy can declare; an unset one is left as it is live."""
 
-    cpu: str | None = None
+    cpu: CpuText | None = None  # `1` and `0.5` become text
     memory: str | None = None
-    timeout: int | None = None  # seconds
-    concurrency: int | None = None
-    min_instances: int | None = None
-    max_instances: int | None = None
+    timeout: WholeSeconds | None = None  # seconds; "300s" and "5m" are accepted in YAML
+    concurrency: Int | None = None
+    min_instances: Int | None = None
+    max_instances: Int | None = None
     service_account: str | None = None
     vpc_connector: str | None = None
     egress: str | None = None
     cloudsql_instances: list[str] | None = None
     ingress: str | None = None
     labels: dict[str, str] | None = None
-    port: int | None = None
+    port: Int | None = None
 
 
 class Rollout(Strict):
     strategy: Literal["canary", "all-at-once"] = "all-at-once"
-    steps: list[int] = Field(default_factory=lambda: [100])
+    steps: list[Int] = Field(default_factory=lambda: [100])
+
+    @field_validator("steps")
+    @classmethod
+    def _increasing_to_100(cls, steps: list[int]) -> list[int]:
+        """Traffic only moves forward and always ends with the new revision serving all of it."""
+        in_range = all(1 <= step <= 100 for step in steps)
+        increasing = all(a < b for a, b in pairwise(steps))
+        if not (steps and in_range and increasing and steps[-1] == 100):
+            raise PydanticCustomError(
+                "rollout_steps", "steps must be increasing percentages from 1 to 100, ending at 100"
+            )
+        return steps
 
 
 class Manifest(Strict):
@@ -72,8 +236,8 @@ class Manifest(Strict):
     region: str | None = None
     image: str | None = None
     command: list[str] | None = None  # local platform: argv instead of an image
-    env: dict[str, str] = Field(default_factory=dict)
-    secrets: dict[str, SecretRef] = Field(default_factory=dict)
+    env: dict[str, EnvText] = Field(default_factory=dict)
+    secrets: dict[str, Secret] = Field(default_factory=dict)
     required: list[str] = Field(default_factory=list)
     remove: list[str] = Field(default_factory=list)
     unmanaged: Literal["keep", "remove", "fail"] = "keep"
@@ -92,12 +256,8 @@ class Manifest(Strict):
     lines: dict[str, int] = Field(default_factory=dict, exclude=True, repr=False)
 
     def line_of(self, key: str) -> int | None:
-        """The line of a dotted key (`env.FOO`, `secrets.BAR`, `image`), or of its nearest parent."""
-        while key:
-            if key in self.lines:
-                return self.lines[key]
-            key = key.rpartition(".")[0]
-        return None
+        """The line of a dotted key (`env.FOO`, `secrets.BAR`, `image`) or of its nearest parent."""
+        return _nearest_line(self.lines, key)
 
     def desired_spec(self) -> ServiceSpec:
         """The service as the manifest declares it: plain env and secret references together."""
@@ -114,3 +274,451 @@ class Manifest(Strict):
     def declared(self) -> frozenset[str]:
         """The names this manifest owns: written as the last-applied names on deploy."""
         return frozenset(self.env) | frozenset(self.secrets)
+
+
+_INTERNAL = ("path", "lines")  # Manifest fields that are not YAML keys
+_PLATFORM_NEEDS = {
+    Platform.CLOUDRUN: {
+        "image": "image: REGISTRY/NAME:TAG",
+        "project": "project: PROJECT_ID",
+        "region": "region: us-central1",
+    },
+    Platform.APPRUNNER: {"image": "image: REGISTRY/NAME:TAG", "region": "region: us-east-1"},
+    Platform.LOCAL: {"command": "command: [python, -m, app]"},
+}
+
+
+_VAR = re.compile(r"\$\$\{|\$\{(?P<name>[^}]*)(?P<close>\}?)")
+_VAR_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_NUMBER = ("expected a whole number", "write a whole number, like 3 or 8080")
+_MAPPING = ("expected a mapping", "write `key: value` lines indented under it")
+_PLAIN_TYPES = {  # pydantic's type errors, said plainly: (what, hint); "got ..." is added
+    "string_type": ("expected text", 'quote it, e.g. "8080", so YAML keeps it as text'),
+    "int_type": _NUMBER,
+    "int_parsing": _NUMBER,
+    "int_from_float": _NUMBER,
+    "float_type": ("expected a number", "write a number, e.g. 1.5"),
+    "float_parsing": ("expected a number", "write a number, e.g. 1.5"),
+    "bool_type": ("expected true or false", "write true or false, unquoted"),
+    "bool_parsing": ("expected true or false", "write true or false, unquoted"),
+    "list_type": ("expected a list", "write a list: [a, b], or one `- item` per line"),
+    "dict_type": _MAPPING,
+    "model_type": _MAPPING,
+    "model_attributes_type": _MAPPING,
+}
+_HINTS = {
+    "duration": 'write seconds (30) or a duration: "30s", "500ms", "5m", "1h"',
+    "rollout_steps": "e.g. steps: [10, 50, 100]",
+    "secret_ref": "write a secret name (database-url), name:version (database-url:7), "
+    '{secret: database-url, version: "7"}, projects/P/secrets/S[/versions/V], '
+    "or an arn:aws:secretsmanager:... / arn:aws:ssm:... ARN",
+}
+_ANY_HINT = "`safedeploy schema` lists every key and the values it takes"
+
+
+# --- loading ---
+
+
+def load_manifest(
+    path: Path,
+    *,
+    env_name: str | None = None,
+    variables: Mapping[str, str] = {},
+    environ: Mapping[str, str] | None = None,
+) -> Manifest:
+    """Parse, overlay `environments[env_name]`, fill ${VARS}, validate: all of it or an error.
+
+    `variables` (the --var flags) win over `environ` (default: the process environment).
+    """
+    doc = _Doc(path)
+    data = doc.parse()
+    overlays = doc.overlays(data.pop("environments", None))
+    if env_name is not None and env_name not in overlays:
+        raise doc.unknown_environment(env_name, sorted(overlays))
+    lines = {k: v for k, v in doc.raw_lines.items() if not _under(k, "environments")}
+    selected, selected_lines = data, lines
+    for name, overlay in overlays.items():
+        merged_lines = dict(lines)
+        merged = _merge(data, overlay, merged_lines, _overlay_lines(doc.raw_lines, name))
+        if name == env_name:
+            selected, selected_lines = merged, merged_lines
+        else:  # not deployed now, so its ${VARS} may be unset; its keys must still be known
+            doc.focus(name, merged_lines)
+            doc.check_keys(merged)
+    doc.focus(env_name, selected_lines)
+    filled = doc.interpolate(selected, "", variables, os.environ if environ is None else environ)
+    manifest = doc.validate(filled)
+    doc.check_platform(manifest)
+    return manifest
+
+
+def manifest_schema() -> dict[str, Any]:
+    """The JSON Schema of the YAML users write (for editors): no internals, plus `environments`."""
+    schema = Manifest.model_json_schema(by_alias=True)
+    properties = schema["properties"]
+    for name in _INTERNAL:
+        del properties[name]
+    overlay = {"type": "object", "properties": dict(properties), "additionalProperties": False}
+    properties["environments"] = {
+        "type": "object",
+        "description": "name -> partial manifest, deep-merged over the top level by --env NAME",
+        "additionalProperties": overlay,
+    }
+    schema["title"] = "safedeploy manifest (v1)"
+    schema["description"] = "One service per file; `safedeploy schema` prints this schema."
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", **schema}
+
+
+class _Doc:
+    """One manifest file being loaded, and the lines its errors point at."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.raw_lines: dict[str, int] = {}  # every key as written, `environments.*` included
+        self.lines = self.raw_lines  # the keys of the manifest being checked now
+        self.overlay: str | None = None  # the environment merged into it, if any
+
+    def focus(self, overlay: str | None, lines: dict[str, int]) -> None:
+        """Point errors at a manifest merged from the top level and `overlay`."""
+        self.overlay, self.lines = overlay, lines
+
+    def error(self, key: str, what: str, hint: str | None = None) -> SafedeployError:
+        """An error at `key`, or at its nearest parent that has a line (the first line if none)."""
+        line = _nearest_line(self.lines, key) or 1
+        return SafedeployError(what, where=location(self.path, line, self.written(key)), hint=hint)
+
+    def written(self, key: str) -> str | None:
+        """`key` as the file spells it: a key that an overlay set is under `environments.NAME`."""
+        anchor = key
+        while anchor and anchor not in self.lines:
+            anchor = anchor.rpartition(".")[0]
+        overlaid = f"environments.{self.overlay}."
+        if self.overlay and anchor and self.raw_lines.get(overlaid + anchor) == self.lines[anchor]:
+            return overlaid + key
+        return key or None
+
+    def parse(self) -> dict[str, Any]:
+        """The top-level mapping as plain data; fills `lines` for every key and list item."""
+        try:
+            text = self.path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise SafedeployError(
+                f"cannot read the manifest: {exc}", where=str(self.path)
+            ) from None
+        try:
+            tree = YAML(typ="rt").load(text)
+        except DuplicateKeyError as exc:
+            raise self._duplicate(text, exc) from None
+        except MarkedYAMLError as exc:
+            mark = exc.problem_mark or exc.context_mark
+            problem = ", ".join(p for p in (exc.context, exc.problem) if p)
+            raise SafedeployError(
+                f"invalid YAML: {problem}",
+                where=location(self.path, mark.line + 1 if mark else None),
+                hint="check indentation, colons, quotes and brackets here and on the line above",
+            ) from None
+        except YAMLError as exc:
+            raise SafedeployError(f"invalid YAML: {exc}", where=str(self.path)) from None
+        if not isinstance(tree, dict):
+            what = "the manifest is empty" if tree is None else "the manifest is not a mapping"
+            raise self.error("", what, hint="start it with `service: NAME` and `platform: ...`")
+        data: dict[str, Any] = self._plain(tree, "")
+        return data
+
+    def _plain(self, node: Any, key: str) -> Any:
+        """Plain Python data from ruamel's round-trip nodes, recording the line of each key."""
+        if isinstance(node, list):
+            return [self._plain(item, self._mark(node, key, i)) for i, item in enumerate(node)]
+        if isinstance(node, dict):
+            for name in node:
+                if not isinstance(name, str):
+                    self._mark(node, key, name)  # so the error below has its line
+                    raise self.error(
+                        _join(key, name),
+                        f"the key `{name}` is not text",
+                        hint=f'quote it: "{name}":',
+                    )
+            return {str(k): self._plain(v, self._mark(node, key, k)) for k, v in node.items()}
+        for plain in (bool, int, float, str):  # drop ruamel's subclasses (ScalarInt, ...)
+            if isinstance(node, plain):
+                return plain(node)
+        return node  # None, or a date/time
+
+    def _mark(self, node: Any, key: str, name: object) -> str:
+        """Record the line of a key or list item; keys from a `<<:` merge get the parent's."""
+        child = _join(key, name)
+        position = node.lc.data.get(name)
+        self.raw_lines[child] = (
+            position[0] + 1 if position else _nearest_line(self.raw_lines, key) or 1
+        )
+        return child
+
+    def _duplicate(self, text: str, exc: DuplicateKeyError) -> SafedeployError:
+        """Name both lines of a repeated key: YAML silently keeping one is how values get lost."""
+        mark = exc.problem_mark
+        for key, first, second in _duplicates(YAML(typ="rt").compose(text), ""):
+            if (second.line, second.column) == (mark.line, mark.column):
+                return SafedeployError(
+                    f"`{key}` is given twice, on lines {first.line + 1} and {second.line + 1}",
+                    where=location(self.path, second.line + 1, key),
+                    hint="keep one of them",
+                )
+        return SafedeployError(  # found by ruamel but not by the walk, e.g. through a `<<:` merge
+            "a key is given twice in this mapping",
+            where=location(self.path, mark.line + 1),
+            hint="keep one of them",
+        )
+
+    def overlays(self, environments: Any) -> dict[str, dict[str, Any]]:
+        """The `environments:` mapping, each overlay checked to be a mapping of manifest keys."""
+        if environments is None:
+            return {}
+        if not isinstance(environments, dict):
+            raise self.error(
+                "environments",
+                "`environments` must map environment names to overlays",
+                hint="e.g. environments: {staging: {project: my-staging}}",
+            )
+        for name, overlay in environments.items():
+            key = f"environments.{name}"
+            if not isinstance(overlay, dict):
+                raise self.error(
+                    key,
+                    f"the overlay for environment `{name}` is not a mapping",
+                    hint="write the keys it changes, e.g. {region: europe-west1}",
+                )
+            if "environments" in overlay:
+                raise self.error(
+                    f"{key}.environments",
+                    "environments cannot be nested",
+                    hint="move this overlay to the top-level `environments:`",
+                )
+        return environments
+
+    def unknown_environment(self, name: str, known: list[str]) -> SafedeployError:
+        """--env names an environment the manifest does not have."""
+        if not known:
+            return self.error(
+                "environments",
+                f"--env {name}: this manifest has no `environments:`",
+                hint=f"add `environments: {{{name}: {{...}}}}` or drop --env",
+            )
+        hint = f"known environments: {', '.join(known)}"
+        close = difflib.get_close_matches(name, known, n=1)
+        if close:
+            hint = f"did you mean `{close[0]}`? {hint}"
+        return self.error("environments", f"--env {name}: no such environment", hint=hint)
+
+    def interpolate(
+        self, value: Any, key: str, variables: Mapping[str, str], environ: Mapping[str, str]
+    ) -> Any:
+        """Fill ${NAME} in every string value (never in keys); `$${` is a literal `${`."""
+        if isinstance(value, dict):
+            return {
+                k: self.interpolate(v, _join(key, k), variables, environ) for k, v in value.items()
+            }
+        if isinstance(value, list):
+            return [
+                self.interpolate(v, _join(key, i), variables, environ) for i, v in enumerate(value)
+            ]
+        if not isinstance(value, str):
+            return value
+
+        def fill(match: re.Match[str]) -> str:
+            if match[0] == "$${":
+                return "${"
+            name = match["name"]
+            if not match["close"]:
+                raise self.error(key, f"`${{{name}` is not closed", hint="write ${NAME}")
+            if not _VAR_NAME.fullmatch(name):
+                raise self.error(
+                    key,
+                    f"`${{{name}}}` is not a variable name",
+                    hint="names are letters, digits and _; write $${ for a literal ${",
+                )
+            filled = variables[name] if name in variables else environ.get(name)
+            if not filled:  # never an empty string: that is how `image: repo:` gets deployed
+                state = "is not set" if filled is None else "is set but empty"
+                raise self.error(
+                    key,
+                    f"variable {name} {state}",
+                    hint=f"pass --var {name}=value or export {name}",
+                )
+            return filled
+
+        return _VAR.sub(fill, value)
+
+    def validate(self, data: dict[str, Any]) -> Manifest:
+        """The Manifest, or one error that lists every problem, the first by line in front."""
+        try:
+            return self._build(data)
+        except ValidationError as exc:
+            raise self._explain(exc.errors()) from None
+
+    def check_keys(self, data: dict[str, Any]) -> None:
+        """Refuse unknown keys only, for an overlay that is not loaded now."""
+        try:
+            self._build(data)
+        except ValidationError as exc:
+            unknown = [e for e in exc.errors() if e["type"] == "extra_forbidden"]
+            if unknown:
+                raise self._explain(unknown) from None
+
+    def _build(self, data: dict[str, Any]) -> Manifest:
+        """Validate; `path` and `lines` come from the loader, never from the YAML."""
+        for name in _INTERNAL:
+            if name in data:
+                raise self.error(name, *self._unknown_key(name))
+        return Manifest.model_validate({**data, "path": self.path, "lines": self.lines})
+
+    def _explain(self, errors: list[ErrorDetails]) -> SafedeployError:
+        """All of pydantic's errors as one, so a user fixes them in one pass, top to bottom."""
+        problems = sorted(
+            (self._problem(e) for e in errors),
+            key=lambda p: _nearest_line(self.lines, p[0]) or 0,
+        )
+        key, what, hint = problems[0]
+        for other_key, other_what, _ in problems[1:]:
+            other_line = _nearest_line(self.lines, other_key) or 1
+            other = location(self.path, other_line, self.written(other_key))
+            what += f"\n  also {other}: {other_what}"
+        return self.error(key, what, hint)
+
+    def _problem(self, error: ErrorDetails) -> tuple[str, str, str | None]:
+        """(dotted key, what, hint) for one pydantic error, in the words of the YAML."""
+        key = ".".join(str(part) for part in error["loc"])
+        name = key.rpartition(".")[2]
+        kind = error["type"]
+        if kind == "extra_forbidden":
+            return key, *self._unknown_key(key)
+        if kind == "missing":
+            return key, f"missing required key `{name}`", f"add `{name}:`"
+        if kind == "env_value":
+            if error["input"] is None:
+                return key, error["msg"], f'write {name}: "" for an empty value, or delete the line'
+            return key, error["msg"], f'quote the value: {name}: "..." keeps it as written'
+        if kind in _PLAIN_TYPES:
+            what, hint = _PLAIN_TYPES[kind]
+            return key, f"{what}, got {_kind(error['input'])}", hint
+        return key, error["msg"].replace("Input should be", "expected"), _HINTS.get(kind, _ANY_HINT)
+
+    def _unknown_key(self, key: str) -> tuple[str, str]:
+        """What and hint for an unknown key, suggesting the closest known key for a typo."""
+        parent, _, name = key.rpartition(".")
+        known = _known_keys(parent)
+        close = difflib.get_close_matches(name, known, n=1)
+        hint = f"did you mean `{close[0]}`?" if close else f"known keys here: {', '.join(known)}"
+        return f"unknown key `{name}`", hint
+
+    def check_platform(self, manifest: Manifest) -> None:
+        """The keys a platform cannot run without: caught at load, not halfway into a deploy."""
+        for key, example in _PLATFORM_NEEDS[manifest.platform].items():
+            if not getattr(manifest, key):
+                raise SafedeployError(
+                    f"platform {manifest.platform} needs `{key}`",
+                    where=location(self.path, manifest.line_of("platform"), key),
+                    hint=f"add `{example}`",
+                )
+
+
+def _merge(
+    base: dict[str, Any],
+    overlay: dict[str, Any],
+    lines: dict[str, int],
+    overlay_lines: dict[str, int],
+    prefix: str = "",
+) -> dict[str, Any]:
+    """Deep-merge an overlay: mappings merge, anything else replaces; `lines` follow the values."""
+    merged = dict(base)
+    for name, value in overlay.items():
+        key = _join(prefix, name)
+        if isinstance(value, dict) and isinstance(merged.get(name), dict):
+            merged[name] = _merge(merged[name], value, lines, overlay_lines, key)
+            continue
+        merged[name] = value
+        for stale in [k for k in lines if _under(k, key)]:
+            del lines[stale]
+        lines.update({k: v for k, v in overlay_lines.items() if _under(k, key)})
+    return merged
+
+
+def _overlay_lines(lines: dict[str, int], name: str) -> dict[str, int]:
+    """The lines of one overlay, keyed as if it were the top level."""
+    prefix = f"environments.{name}."
+    return {k.removeprefix(prefix): v for k, v in lines.items() if k.startswith(prefix)}
+
+
+def _duplicates(node: Any, key: str) -> Iterator[tuple[str, Any, Any]]:
+    """(dotted key, first mark, repeated mark) for each key repeated in a composed YAML tree."""
+    if isinstance(node, MappingNode):
+        seen: dict[str, Any] = {}
+        for key_node, value_node in node.value:
+            child = _join(key, key_node.value)
+            if child in seen:
+                yield child, seen[child], key_node.start_mark
+            seen.setdefault(child, key_node.start_mark)
+            yield from _duplicates(value_node, child)
+    elif isinstance(node, SequenceNode):
+        for index, item in enumerate(node.value):
+            yield from _duplicates(item, _join(key, index))
+
+
+def _known_keys(parent: str) -> list[str]:
+    """The YAML keys allowed under a dotted key, for typo suggestions."""
+    model: type[BaseModel] = Manifest
+    for part in parent.split(".") if parent else ():
+        if part.isdigit():
+            continue
+        fields = {f.alias or n: f for n, f in model.model_fields.items()}
+        sub = _model_in(fields[part].annotation) if part in fields else None
+        if sub is None:
+            return []
+        model = sub
+    keys = [f.alias or n for n, f in model.model_fields.items() if not f.exclude]
+    return [*keys, "environments"] if model is Manifest else keys
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    """The model inside an annotation such as `Settings`, `list[ProbeSpec]` or `Expect | None`."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in get_args(annotation):
+        found = _model_in(arg)
+        if found:
+            return found
+    return None
+
+
+def _nearest_line(lines: Mapping[str, int], key: str) -> int | None:
+    """A key absent from the file (a missing one, a merged default) points at its parent."""
+    while key:
+        if key in lines:
+            return lines[key]
+        key = key.rpartition(".")[0]
+    return None
+
+
+def _join(key: str, name: object) -> str:
+    return f"{key}.{name}" if key else str(name)
+
+
+def _under(key: str, parent: str) -> bool:
+    return key == parent or key.startswith(parent + ".")
+
+
+def _kind(value: object) -> str:
+    """What YAML made of a value, in words, without repeating the value (it may be sensitive)."""
+    if value is None:
+        return "nothing"
+    if isinstance(value, float) and not value.is_integer():
+        return "a number with a fraction"
+    for types, words in (
+        (bool, "a boolean"),
+        (int | float, "a number"),
+        (str, "text"),
+        (list, "a list"),
+        (dict, "a mapping"),
+    ):
+        if isinstance(value, types):
+            return words
+    return f"a {type(value).__name__}"  # dates and times
