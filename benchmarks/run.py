@@ -1,0 +1,84 @@
+"""`make bench`: start-up and planning figures as JSON. Figures, never pass/fail."""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RUNS = 15
+
+
+def wall(argv: list[str], env: dict[str, str]) -> float:
+    """Median wall time in ms of a command run RUNS times (after one warm-up run)."""
+    subprocess.run(argv, env=env, capture_output=True, check=False)
+    times = []
+    for _ in range(RUNS):
+        start = time.perf_counter()
+        subprocess.run(argv, env=env, capture_output=True, check=False)
+        times.append((time.perf_counter() - start) * 1000)
+    return round(statistics.median(times), 1)
+
+
+def cold_start(state: Path) -> dict[str, object]:
+    (state / "secrets").mkdir(parents=True, exist_ok=True)
+    (state / "secrets" / "session-signing-key").write_text("bench")
+    env = {**os.environ, "SAFEDEPLOY_STATE_DIR": str(state)}
+    manifest = str(ROOT / "manifests" / "demo.yaml")
+    variables = ["--var", "GREETING=hi", "--var", "BREAK_HEALTH=0"]
+    sd = [sys.executable, "-m", "safedeploy"]
+    baseline = wall([sys.executable, "-c", "import click"], env)
+    figures: dict[str, object] = {"import_click_ms": baseline, "runs": RUNS}
+    for name, argv in {
+        "help": [*sd, "--help"],
+        "lint": [*sd, "lint", manifest, *variables],
+        "plan": [*sd, "plan", manifest, *variables],
+    }.items():
+        ms = wall(argv, env)
+        figures[f"{name}_ms"] = ms
+        figures[f"{name}_vs_click"] = round(ms / baseline, 2)
+    return figures
+
+
+def plan_1000(folder: Path) -> dict[str, object]:
+    from safedeploy.manifest import load_manifest
+    from safedeploy.model import LiveService, ServiceSpec
+    from safedeploy.plan import build_plan
+
+    lines = ["service: big", "platform: local", "command: [x]", "env:"]
+    lines += [f"  VAR_{i:04d}: value-{i}" for i in range(1000)]
+    path = folder / "big.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    live_env = {f"VAR_{i:04d}": f"value-{i if i % 10 else -i}" for i in range(100, 1100)}
+    live = LiveService("big", ServiceSpec(command=("x",), env=live_env), "fp")
+    times = []
+    for _ in range(RUNS):
+        start = time.perf_counter()
+        plan = build_plan(load_manifest(path), live)
+        times.append((time.perf_counter() - start) * 1000)
+    return {
+        "variables_declared": 1000,
+        "variables_live": len(live_env),
+        "decisions": len(plan.variables),
+        "load_merge_plan_ms_median": round(statistics.median(times), 1),
+        "load_merge_plan_ms_max": round(max(times), 1),
+    }
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        figures = {
+            "cold_start": cold_start(Path(tmp) / "state"),
+            "plan_1000_variables": plan_1000(Path(tmp)),
+        }
+    print(json.dumps(figures, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,355 @@
+"""The command line: parse, build the context, call one function, print. No decisions here."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from safedeploy.errors import ExitCode, SafedeployError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def manifest_inputs(func: F) -> F:
+    """--env, --var and --state-dir: what every command that loads a manifest takes."""
+    func = click.option(
+        "--state-dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        envvar="SAFEDEPLOY_STATE_DIR",
+        help="Where local state and history live [default: .safedeploy/ beside the manifest].",
+    )(func)
+    func = click.option(
+        "--var",
+        "variables",
+        multiple=True,
+        metavar="NAME=VALUE",
+        help="Fill ${NAME} in the manifest.",
+    )(func)
+    func = click.option(
+        "--env", "env_name", metavar="NAME", help="Apply the manifest's environments.NAME overlay."
+    )(func)
+    return func
+
+
+def _parse_vars(pairs: Sequence[str]) -> dict[str, str]:
+    variables = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise SafedeployError(
+                f"--var {pair!r} is not NAME=VALUE", hint="write --var IMAGE_TAG=v42"
+            )
+        variables[name] = value
+    return variables
+
+
+def _manifest_paths(paths: Sequence[Path]) -> Iterator[Path]:
+    """Files as given; a folder stands for the *.yaml and *.yml manifests in it."""
+    for path in paths:
+        if path.is_dir():
+            yield from sorted([*path.glob("*.yaml"), *path.glob("*.yml")])
+        else:
+            yield path
+
+
+def _load(paths: Sequence[Path], env_name: str | None, variables: Sequence[str]) -> list[Any]:
+    from safedeploy.manifest import load_manifest
+
+    values = _parse_vars(variables)
+    return [load_manifest(p, env_name=env_name, variables=values) for p in _manifest_paths(paths)]
+
+
+def _context(state_dir: Path | None) -> Any:
+    from safedeploy.context import Context
+
+    return Context(state_dir=state_dir)
+
+
+def _say(text: str) -> None:
+    click.echo(text, err=True)
+
+
+def _color() -> bool:
+    return sys.stdout.isatty() and "NO_COLOR" not in os.environ
+
+
+def _step_summary(markdown: str) -> None:
+    """Append to the GitHub Actions job summary when running there."""
+    path = os.environ.get("GITHUB_STEP_SUMMARY")
+    if path:
+        with open(path, "a") as handle:
+            handle.write(markdown + "\n")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="safedeploy")
+@click.option("--debug", is_flag=True, help="Show tracebacks for unexpected errors.")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool) -> None:
+    """Merge-safe deploys: read the live service, merge the manifest, show the diff,
+    apply it, probe the new revision, and roll back by itself when the probes fail."""
+    ctx.obj = {"debug": debug}
+
+
+@cli.command()
+@click.argument("manifests", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@manifest_inputs
+@click.option("--format", "fmt", type=click.Choice(["text", "markdown", "json"]), default="text")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Save the plan for `deploy --plan`.",
+)
+@click.option("--detailed-exitcode", is_flag=True, help="Exit 2 when there are changes.")
+def plan(
+    manifests: tuple[Path, ...],
+    env_name: str | None,
+    variables: tuple[str, ...],
+    state_dir: Path | None,
+    fmt: str,
+    out: Path | None,
+    detailed_exitcode: bool,
+) -> None:
+    """Show what a deploy would change, without changing anything."""
+    from safedeploy.deployer import plan_service
+    from safedeploy.plan import save_plans
+    from safedeploy.render import render
+
+    context = _context(state_dir)
+    plans = [plan_service(m, context.provider(m)) for m in _load(manifests, env_name, variables)]
+    click.echo(render(plans, fmt, color=_color()))  # type: ignore[arg-type]
+    _step_summary(render(plans, "markdown"))
+    if out:
+        save_plans(plans, out)
+        _say(f"plan saved to {out}")
+    if not all(p.ok for p in plans):
+        sys.exit(ExitCode.FAILED)
+    if detailed_exitcode and any(p.has_changes for p in plans):
+        sys.exit(ExitCode.CHANGES)
+
+
+@cli.command()
+@click.argument("manifests", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@manifest_inputs
+@click.option(
+    "--plan",
+    "plan_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Apply exactly this saved plan; refuse if the service moved since.",
+)
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--no-rollback", is_flag=True, help="On failure, leave the new revision for a human.")
+def deploy(
+    manifests: tuple[Path, ...],
+    env_name: str | None,
+    variables: tuple[str, ...],
+    state_dir: Path | None,
+    plan_file: Path | None,
+    yes: bool,
+    no_rollback: bool,
+) -> None:
+    """Plan, confirm, apply, probe, and roll back by itself on failure."""
+    from safedeploy.deployer import Deployer, plan_service
+    from safedeploy.plan import check_saved, load_saved
+    from safedeploy.render import render
+
+    context = _context(state_dir)
+    loaded = _load(manifests, env_name, variables)
+    providers = [context.provider(m) for m in loaded]
+    plans = [plan_service(m, p) for m, p in zip(loaded, providers, strict=True)]
+    click.echo(render(plans, "text", color=_color()))
+    if plan_file:
+        saved = load_saved(plan_file)
+        for p in plans:
+            if p.service not in saved:
+                raise SafedeployError(
+                    f"the saved plan has no service {p.service}", where=str(plan_file)
+                )
+            check_saved(p, saved[p.service], plan_file)
+    if not all(p.ok for p in plans):
+        raise SafedeployError(
+            "the plan has errors; nothing was changed", hint="fix the findings above"
+        )
+    if any(p.has_changes for p in plans) and not yes:
+        _confirm()
+    worst = ExitCode.OK
+    results = []
+    for manifest, provider, planned in zip(loaded, providers, plans, strict=True):
+        deployer = Deployer(manifest, provider, context.history(manifest), say=_say)
+        result = deployer.deploy(planned, rollback=not no_rollback)
+        results.append(result)
+        worst = max(worst, result.exit_code)
+        if result.exit_code != ExitCode.OK:
+            break
+    for result in results:
+        click.echo(_describe_result(result))
+    _step_summary("\n".join(f"- {_describe_result(r)}" for r in results))
+    sys.exit(worst)
+
+
+def _confirm() -> None:
+    if not sys.stdin.isatty() or os.environ.get("CI"):
+        raise SafedeployError(
+            "refusing to deploy without confirmation: there is no terminal to ask on",
+            hint="review the plan, then pass --yes",
+        )
+    if not click.confirm("Apply these changes?", default=False):
+        raise SafedeployError("cancelled; nothing was changed")
+
+
+def _describe_result(result: Any) -> str:
+    head = f"{result.service}: {result.outcome}"
+    if result.revision:
+        head += f", revision {result.revision}"
+    if result.url:
+        head += f" at {result.url}"
+    if result.message:
+        head += f" — {result.message}"
+    return head
+
+
+@cli.command()
+@click.argument("manifest", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@manifest_inputs
+@click.option(
+    "--to",
+    "to",
+    metavar="REVISION",
+    help="Serve this revision [default: the one before the last release].",
+)
+def rollback(
+    manifest: Path,
+    env_name: str | None,
+    variables: tuple[str, ...],
+    state_dir: Path | None,
+    to: str | None,
+) -> None:
+    """Serve an earlier revision again, probe it, and record the rollback."""
+    from safedeploy.deployer import Deployer
+
+    context = _context(state_dir)
+    (loaded,) = _load([manifest], env_name, variables)
+    deployer = Deployer(loaded, context.provider(loaded), context.history(loaded), say=_say)
+    result = deployer.rollback(to)
+    click.echo(_describe_result(result))
+    sys.exit(result.exit_code)
+
+
+@cli.command()
+@click.argument("manifest", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@manifest_inputs
+def history(
+    manifest: Path, env_name: str | None, variables: tuple[str, ...], state_dir: Path | None
+) -> None:
+    """List the releases of the service, oldest first."""
+    context = _context(state_dir)
+    (loaded,) = _load([manifest], env_name, variables)
+    releases = context.history(loaded).releases()
+    if not releases:
+        click.echo(f"{loaded.service}: no releases yet")
+        return
+    rows = [("RELEASE", "KIND", "TIME", "USER", "REVISION", "OUTCOME")]
+    rows += [(r.id, r.kind, r.time, r.user, r.revision or "-", r.outcome.value) for r in releases]
+    click.echo(_table(rows))
+    for r in releases:
+        if r.message:
+            click.echo(f"{r.id}: {r.message}")
+
+
+@cli.command()
+@click.argument("manifest", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@manifest_inputs
+def status(
+    manifest: Path, env_name: str | None, variables: tuple[str, ...], state_dir: Path | None
+) -> None:
+    """Show what serves now: revisions and traffic, the URL, owned names and drift."""
+    context = _context(state_dir)
+    (loaded,) = _load([manifest], env_name, variables)
+    live = context.provider(loaded).read()
+    if not live.exists:
+        click.echo(f"{loaded.service}: not deployed")
+        return
+    click.echo(f"{loaded.service} ({loaded.platform}) at {live.url or '(no URL)'}")
+    rows = [("REVISION", "TRAFFIC", "STATE", "CREATED")]
+    for r in live.revisions:
+        rows.append(
+            (
+                r.name,
+                f"{r.percent}%",
+                "ready" if r.ready else (r.message or "not ready"),
+                r.created or "-",
+            )
+        )
+    click.echo(_table(rows))
+    click.echo(f"owned: {', '.join(sorted(live.owned)) or '(none)'}")
+    drift = sorted(set(live.spec.env) - loaded.declared) if live.spec else []
+    click.echo(f"drift (live, not in the manifest): {', '.join(drift) or '(none)'}")
+
+
+@cli.command()
+@click.argument("manifests", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@manifest_inputs
+def lint(
+    manifests: tuple[Path, ...],
+    env_name: str | None,
+    variables: tuple[str, ...],
+    state_dir: Path | None,
+) -> None:
+    """Check manifests without reading any live service."""
+    from safedeploy.lint import lint_manifest
+
+    failed = False
+    for manifest in _load(manifests, env_name, variables):
+        findings = lint_manifest(manifest)
+        for f in findings:
+            where = f"{f.file}:{f.line}" if f.line else f.file
+            click.echo(f"{f.severity} {f.code} {f.key} ({where}): {f.message}\n  hint: {f.hint}")
+        failed |= any(f.severity == "error" for f in findings)
+        if not findings:
+            click.echo(f"{manifest.path}: ok")
+    sys.exit(ExitCode.FAILED if failed else ExitCode.OK)
+
+
+@cli.command()
+def schema() -> None:
+    """Print the manifest's JSON Schema (for editors)."""
+    from safedeploy.manifest import manifest_schema
+
+    click.echo(json.dumps(manifest_schema(), indent=2))
+
+
+def _table(rows: Sequence[Sequence[str]]) -> str:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join(
+        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows
+    )
+
+
+def main() -> None:
+    """The one place errors become output and exit codes."""
+    debug = "--debug" in sys.argv
+    try:
+        cli.main(standalone_mode=False)
+    except SafedeployError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        click.echo("aborted; nothing was changed", err=True)
+        sys.exit(ExitCode.FAILED)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(ExitCode.FAILED)
+    except Exception as exc:
+        if debug:
+            raise
+        click.echo(
+            f"internal error: {type(exc).__name__}: {exc} (run with --debug for a traceback)",
+            err=True,
+        )
+        sys.exit(ExitCode.FAILED)

@@ -1,0 +1,247 @@
+"""The whole pipeline through the real CLI on the local platform: processes, probes, rollback."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import requests
+
+from safedeploy.providers.local import LocalProvider
+
+APP = Path(__file__).resolve().parents[2] / "demo" / "app.py"
+CANARY = "canary-5f1c9e0b-do-not-print"
+
+MANIFEST = f"""\
+service: shop-api
+platform: local
+command: [{sys.executable}, {APP}]
+env:
+  GREETING: ${{GREETING}}
+  BREAK_HEALTH: "${{BREAK_HEALTH}}"
+secrets:
+  SESSION_SIGNING_KEY: session-signing-key
+required: [GREETING, SESSION_SIGNING_KEY]
+probes:
+  - name: health
+    path: /health
+    expect: {{status: 200, json: {{ok: true}}}}
+    retries: 2
+    interval: 0.1
+    timeout: 5
+"""
+
+
+@dataclass
+class Done:
+    code: int
+    out: str
+    err: str
+
+
+@dataclass
+class Sandbox:
+    root: Path
+    state: Path
+    manifest: Path
+    transcript: list[str]
+
+    def run(self, *args: str, **vars: str) -> Done:
+        argv = [sys.executable, "-m", "safedeploy", *args]
+        argv += [f"--var={k}={v}" for k, v in vars.items()]
+        env = {**os.environ, "SAFEDEPLOY_STATE_DIR": str(self.state), "CI": "true"}
+        done = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=60)
+        self.transcript += [done.stdout, done.stderr]
+        return Done(done.returncode, done.stdout, done.stderr)
+
+    def deploy(self, greeting: str = "hello", broken: str = "0", *extra: str) -> Done:
+        return self.run(
+            "deploy", str(self.manifest), "--yes", *extra, GREETING=greeting, BREAK_HEALTH=broken
+        )
+
+    def service(self) -> dict[str, object]:
+        path = self.state / "shop-api" / "service.json"
+        return json.loads(path.read_text()) if path.exists() else {}
+
+    def serving(self) -> dict[str, object]:
+        state = self.service()
+        port = state["revisions"][state["active"]]["port"]  # type: ignore[index]
+        return requests.get(f"http://127.0.0.1:{port}/", timeout=5).json()  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def sandbox(tmp_path: Path) -> Iterator[Sandbox]:
+    state = tmp_path / "state"
+    (state / "secrets").mkdir(parents=True)
+    (state / "secrets" / "session-signing-key").write_text(CANARY + "\n")
+    manifest = tmp_path / "shop.yaml"
+    manifest.write_text(MANIFEST)
+    box = Sandbox(tmp_path, state, manifest, [])
+    yield box
+    LocalProvider("shop-api", state, tmp_path, frozenset(), os.environ).stop_all()
+
+
+def test_deploy_change_then_broken_deploy_rolls_back(sandbox: Sandbox) -> None:
+    first = sandbox.deploy("hello")
+    assert first.code == 0, first.err
+    assert "+ GREETING" in first.out
+    good = sandbox.serving()
+    assert good["greeting"] == "hello"
+
+    second = sandbox.deploy("bonjour")
+    assert second.code == 0, second.err
+    assert "GREETING" in second.out and "bonjour" in second.out
+    serving_before_break = sandbox.serving()
+    assert serving_before_break["greeting"] == "bonjour"
+
+    broken = sandbox.deploy("bonjour", "1")
+    assert broken.code == 3, broken.err
+    assert "rolled back" in broken.out + broken.err
+    assert sandbox.serving()["revision"] == serving_before_break["revision"]
+
+    status = sandbox.run("status", str(sandbox.manifest), GREETING="x", BREAK_HEALTH="0")
+    assert f"{serving_before_break['revision']}  100%" in status.out
+
+    history = sandbox.run("history", str(sandbox.manifest), GREETING="x", BREAK_HEALTH="0")
+    outcomes = [line.split()[-1] for line in history.out.splitlines()[1:4]]
+    assert outcomes == ["succeeded", "succeeded", "rolled-back"]
+
+
+def test_rollback_command_serves_the_previous_revision(sandbox: Sandbox) -> None:
+    assert sandbox.deploy("one").code == 0
+    first = sandbox.serving()["revision"]
+    assert sandbox.deploy("two").code == 0
+    done = sandbox.run("rollback", str(sandbox.manifest), GREETING="x", BREAK_HEALTH="0")
+    assert done.code == 0, done.err
+    assert sandbox.serving()["revision"] == first
+    assert sandbox.serving()["greeting"] == "one"
+
+
+def test_no_change_deploys_nothing(sandbox: Sandbox) -> None:
+    assert sandbox.deploy().code == 0
+    generation = sandbox.service()["generation"]
+    again = sandbox.deploy()
+    assert again.code == 0
+    assert "no changes" in again.err
+    assert sandbox.service()["generation"] == generation
+
+
+def test_refuses_to_deploy_without_yes_when_no_terminal(sandbox: Sandbox) -> None:
+    done = sandbox.run("deploy", str(sandbox.manifest), GREETING="a", BREAK_HEALTH="0")
+    assert done.code == 1
+    assert "--yes" in done.err
+    assert sandbox.service() == {}
+
+
+def test_stale_saved_plan_is_refused(sandbox: Sandbox) -> None:
+    plan_file = sandbox.root / "plan.json"
+    planned = sandbox.run(
+        "plan", str(sandbox.manifest), "--out", str(plan_file), GREETING="a", BREAK_HEALTH="0"
+    )
+    assert planned.code == 0, planned.err
+    assert sandbox.deploy("other").code == 0  # the service moves after the plan was saved
+    generation = sandbox.service()["generation"]
+    stale = sandbox.deploy("a", "0", "--plan", str(plan_file))
+    assert stale.code == 1
+    assert "changed since the plan" in stale.err
+    assert sandbox.service()["generation"] == generation
+
+
+def test_saved_plan_with_other_inputs_is_refused(sandbox: Sandbox) -> None:
+    plan_file = sandbox.root / "plan.json"
+    sandbox.run(
+        "plan", str(sandbox.manifest), "--out", str(plan_file), GREETING="a", BREAK_HEALTH="0"
+    )
+    done = sandbox.deploy("b", "0", "--plan", str(plan_file))
+    assert done.code == 1
+    assert "differ from the plan" in done.err
+    assert sandbox.service() == {}
+    applied = sandbox.deploy("a", "0", "--plan", str(plan_file))
+    assert applied.code == 0, applied.err
+
+
+def test_detailed_exitcode(sandbox: Sandbox) -> None:
+    args = ("plan", str(sandbox.manifest), "--detailed-exitcode")
+    assert sandbox.run(*args, GREETING="a", BREAK_HEALTH="0").code == 2
+    assert sandbox.deploy("a").code == 0
+    assert sandbox.run(*args, GREETING="a", BREAK_HEALTH="0").code == 0
+
+
+BAD_INPUTS = {
+    "malformed yaml": ("service: shop-api\nplatform: [local\n", "line"),
+    "duplicate key": ("service: a\nservice: b\nplatform: local\ncommand: [x]\n", "2"),
+    "unknown key": ("service: shop-api\nplatform: local\ncommand: [x]\nimgae: x\n", "4"),
+    "wrong type": ("service: shop-api\nplatform: local\ncommand: [x]\nrequired: 5\n", "4"),
+    "unset variable": (
+        "service: shop-api\nplatform: local\ncommand: [x]\nenv:\n  A: ${NOPE}\n",
+        "5",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_INPUTS))
+def test_bad_input_exits_1_naming_the_line_and_starts_nothing(sandbox: Sandbox, case: str) -> None:
+    text, line = BAD_INPUTS[case]
+    sandbox.manifest.write_text(text)
+    done = sandbox.deploy()
+    assert done.code == 1
+    assert str(sandbox.manifest) in done.err
+    assert line in done.err
+    assert "Traceback" not in done.err
+    assert sandbox.service() == {}
+
+
+def test_unknown_environment_lists_the_known_ones(sandbox: Sandbox) -> None:
+    sandbox.manifest.write_text(MANIFEST + "environments:\n  staging: {env: {GREETING: hi}}\n")
+    done = sandbox.deploy("a", "0", "--env", "prod")
+    assert done.code == 1
+    assert "staging" in done.err
+    assert sandbox.service() == {}
+
+
+def test_missing_secret_is_a_plan_error(sandbox: Sandbox) -> None:
+    (sandbox.state / "secrets" / "session-signing-key").unlink()
+    done = sandbox.deploy()
+    assert done.code == 1
+    assert "session-signing-key" in done.out
+    assert sandbox.service() == {}
+
+
+def test_missing_required_name_is_a_plan_error(sandbox: Sandbox) -> None:
+    sandbox.manifest.write_text(MANIFEST.replace("required: [", "required: [STRIPE_KEY_ID, "))
+    done = sandbox.deploy()
+    assert done.code == 1
+    assert "STRIPE_KEY_ID" in done.out
+    assert sandbox.service() == {}
+
+
+def test_secret_value_never_appears_anywhere(sandbox: Sandbox) -> None:
+    sandbox.run(
+        "plan",
+        str(sandbox.manifest),
+        "--out",
+        str(sandbox.root / "p.json"),
+        GREETING="a",
+        BREAK_HEALTH="0",
+    )
+    sandbox.run("plan", str(sandbox.manifest), "--format", "json", GREETING="a", BREAK_HEALTH="0")
+    sandbox.run(
+        "plan", str(sandbox.manifest), "--format", "markdown", GREETING="a", BREAK_HEALTH="0"
+    )
+    assert sandbox.deploy("a").code == 0
+    assert sandbox.deploy("b", "1").code == 3
+    sandbox.run("status", str(sandbox.manifest), GREETING="a", BREAK_HEALTH="0")
+    sandbox.run("history", str(sandbox.manifest), GREETING="a", BREAK_HEALTH="0")
+    assert sandbox.serving()["greeting"] == "a"
+    for text in sandbox.transcript:
+        assert CANARY not in text
+    written = [p for p in sandbox.root.rglob("*") if p.is_file() and "secrets" not in p.parts]
+    assert any(p.name == "service.json" for p in written)
+    for path in written:
+        assert CANARY not in path.read_text(errors="replace"), path
