@@ -88,9 +88,7 @@ class Plan:
             "manifest": self.manifest,
             "action": self.action.value,
             "ok": self.ok,
-            "variables": [
-                {**asdict(d), "action": d.action.value} for d in self.variables
-            ],
+            "variables": [{**asdict(d), "action": d.action.value} for d in self.variables],
             "changes": [asdict(c) for c in self.changes],
             "findings": [{**asdict(f), "severity": f.severity.value} for f in self.findings],
             "live_fingerprint": self.live_fingerprint,
@@ -121,7 +119,11 @@ def target_digest(salt: str, service: str, target: ServiceSpec, owned: Iterable[
 
 
 def _raw(value: str | SecretRef) -> Any:
-    return {"secret": value.secret, "version": value.version} if isinstance(value, SecretRef) else value
+    return (
+        {"secret": value.secret, "version": value.version}
+        if isinstance(value, SecretRef)
+        else value
+    )
 
 
 def _managed_fields(spec: ServiceSpec | None) -> dict[str, Any]:
