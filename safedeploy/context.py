@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from safedeploy.errors import SafedeployError
-from safedeploy.history import HistoryStore
+from safedeploy.history import FolderHistory, HistoryStore
 from safedeploy.manifest import Manifest
 from safedeploy.model import Platform
 from safedeploy.providers.base import Provider
@@ -23,7 +23,7 @@ class Context:
         return self.state_dir or manifest.path.parent / ".safedeploy"
 
     def history(self, manifest: Manifest) -> HistoryStore:
-        return HistoryStore(self.state_for(manifest) / manifest.service / "history")
+        return FolderHistory(self.state_for(manifest) / manifest.service / "history")
 
     def provider(self, manifest: Manifest) -> Provider:
         """The platform adapter; cloud SDKs are imported only here, when a manifest needs them."""

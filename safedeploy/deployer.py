@@ -15,7 +15,7 @@ from safedeploy.errors import ExitCode, SafedeployError
 from safedeploy.history import HistoryStore, Outcome, Release, git_commit, new_release_id, who
 from safedeploy.lint import Finding, Severity
 from safedeploy.manifest import Manifest
-from safedeploy.model import LiveService, Revision
+from safedeploy.model import Revision
 from safedeploy.plan import Plan, build_plan
 from safedeploy.probes import ProbeResult, describe, run_probes
 from safedeploy.providers.base import Capabilities, Provider
@@ -42,10 +42,13 @@ class DeployResult:
 class DeployFailed(Exception):
     """A failure after apply: the deployer rolls back, then reports `reason`."""
 
-    def __init__(self, reason: str, probes: Sequence[ProbeResult] = ()) -> None:
+    def __init__(
+        self, reason: str, probes: Sequence[ProbeResult] = (), *, needs_human: bool = False
+    ) -> None:
         super().__init__(reason)
         self.reason = reason
         self.probes = tuple(probes)
+        self.needs_human = needs_human  # the platform says it cannot be put back by us
 
 
 def capability_findings(manifest: Manifest, capabilities: Capabilities) -> list[Finding]:
@@ -104,20 +107,12 @@ class Deployer:
             return self._deploy(plan, rollback=rollback)
 
     def _deploy(self, plan: Plan, *, rollback: bool) -> DeployResult:
-        before = self.provider.read()
-        release = self.history.save(
-            Release(
-                id=new_release_id(),
-                service=plan.service,
-                kind="deploy",
-                time=_now(),
-                user=who(),
-                git_commit=git_commit(self.manifest.path.parent),
-                manifest_digest=plan.digest,
-                image=plan.target.image or " ".join(plan.target.command[:1]) or None,
-                owned=tuple(sorted(plan.owned)),
-                traffic_before=before.traffic,
-            )
+        release = self._start_release(
+            "deploy",
+            plan.serving,
+            image=plan.target.image or " ".join(plan.target.command[:1]) or None,
+            owned=tuple(sorted(plan.owned)),
+            digest=plan.digest,
         )
         try:
             candidate = self.provider.apply(
@@ -134,34 +129,23 @@ class Deployer:
             if self.provider.capabilities.candidate_url and candidate.url:
                 probes += self._probe(candidate.url, f"candidate {candidate.name}")
             for percent in self._steps():
-                self.provider.route(self._split(before, candidate, percent))
+                self.provider.route(self._split(plan.serving, candidate, percent))
                 self.say(f"{plan.service}: {candidate.name} serves {percent}%")
                 probes += self._probe(self._service_url(), f"the service at {percent}%")
             self.provider.retire(candidate)
         except (Exception, KeyboardInterrupt) as exc:
             failure = _failure(exc)
             probes += failure.probes
-            return self._after_failure(release, before, candidate, failure, probes, rollback)
-        after = self.provider.read()
-        self.history.save(release.finished(Outcome.SUCCEEDED, probes=_records(probes)))
-        return DeployResult(
-            plan.service,
-            Outcome.SUCCEEDED,
-            ExitCode.OK,
-            release_id=release.id,
-            revision=candidate.name,
-            url=after.url,
-            traffic_before=before.traffic,
-            traffic_after=after.traffic,
-            probes=tuple(probes),
-        )
+            return self._after_failure(release, plan, candidate, failure, probes, rollback)
+        return self._finish(release, Outcome.SUCCEEDED, ExitCode.OK, None, probes)
 
     def _wait(self, candidate: Revision) -> Revision:
         try:
             ready = self.provider.wait_ready(candidate)
         except SafedeployError as exc:
             raise DeployFailed(
-                f"revision {candidate.name} did not become ready: {exc.what}"
+                f"revision {candidate.name} did not become ready: {exc.what}",
+                needs_human=exc.exit_code is ExitCode.NEEDS_HUMAN,
             ) from exc
         self.say(f"{self.manifest.service}: revision {candidate.name} is ready")
         return ready
@@ -171,10 +155,10 @@ class Deployer:
         return rollout.steps if rollout.strategy == "canary" else [100]
 
     @staticmethod
-    def _split(before: LiveService, candidate: Revision, percent: int) -> dict[str, int]:
+    def _split(old: dict[str, int], candidate: Revision, percent: int) -> dict[str, int]:
         """The candidate at `percent`, the rest shared as it was before, in proportion."""
         split = {candidate.name: percent}
-        rest, old = 100 - percent, before.traffic
+        rest = 100 - percent
         total = sum(old.values())
         if rest and total:
             shares = {name: rest * share // total for name, share in old.items()}
@@ -208,56 +192,73 @@ class Deployer:
     def _after_failure(
         self,
         release: Release,
-        before: LiveService,
+        plan: Plan,
         candidate: Revision,
         failure: DeployFailed,
         probes: list[ProbeResult],
         rollback: bool,
     ) -> DeployResult:
         self.say(f"{release.service}: deploy failed: {failure.reason}")
+        if failure.needs_human:
+            message = f"{failure.reason}; the platform could not restore the service"
+            return self._finish(
+                release, Outcome.ROLLBACK_FAILED, ExitCode.NEEDS_HUMAN, message, probes
+            )
         if not rollback or self.manifest.rollback == "off":
-            self.history.save(
-                release.finished(Outcome.LEFT_FAILED, failure.reason, probes=_records(probes))
-            )
-            return self._result(
-                release,
-                before,
-                Outcome.LEFT_FAILED,
-                ExitCode.NEEDS_HUMAN,
-                f"{failure.reason}; rollback is off, so the service is left as it is",
-                probes,
-            )
-        self.say(f"{release.service}: rolling back to {_describe_split(before.traffic)}")
+            message = f"{failure.reason}; rollback is off, so the service is left as it is"
+            return self._finish(release, Outcome.LEFT_FAILED, ExitCode.NEEDS_HUMAN, message, probes)
+        self.say(f"{release.service}: rolling back to {_describe_split(plan.serving)}")
         try:
-            if before.traffic:
-                self.provider.route(before.traffic)
+            if plan.serving:
+                self.provider.route(plan.serving)
             self.provider.discard(candidate)
-            if before.exists:
+            if plan.serving:
                 probes += self._probe(self._service_url(), "the restored service")
         except Exception as exc:
-            second = _failure(exc)
-            message = f"{failure.reason}; the rollback failed too: {second.reason}"
-            self.history.save(
-                release.finished(Outcome.ROLLBACK_FAILED, message, probes=_records(probes))
+            message = f"{failure.reason}; the rollback failed too: {_failure(exc).reason}"
+            return self._finish(
+                release, Outcome.ROLLBACK_FAILED, ExitCode.NEEDS_HUMAN, message, probes
             )
-            return self._result(
-                release, before, Outcome.ROLLBACK_FAILED, ExitCode.NEEDS_HUMAN, message, probes
+        message = f"{failure.reason}; rolled back, serving {_describe_split(plan.serving)} again"
+        return self._finish(release, Outcome.ROLLED_BACK, ExitCode.ROLLED_BACK, message, probes)
+
+    def _start_release(
+        self,
+        kind: str,
+        serving: dict[str, int],
+        *,
+        image: str | None,
+        owned: tuple[str, ...],
+        digest: str | None = None,
+        revision: str | None = None,
+    ) -> Release:
+        """Record the release before anything changes, so a crash leaves evidence."""
+        return self.history.save(
+            Release(
+                id=new_release_id(),
+                service=self.manifest.service,
+                kind=kind,
+                time=datetime.now(UTC).isoformat(timespec="seconds"),
+                user=who(),
+                git_commit=git_commit(self.manifest.path.parent),
+                manifest_digest=digest,
+                image=image,
+                owned=owned,
+                traffic_before=serving,
+                revision=revision,
             )
-        message = f"{failure.reason}; rolled back, serving {_describe_split(before.traffic)} again"
-        self.history.save(release.finished(Outcome.ROLLED_BACK, message, probes=_records(probes)))
-        return self._result(
-            release, before, Outcome.ROLLED_BACK, ExitCode.ROLLED_BACK, message, probes
         )
 
-    def _result(
+    def _finish(
         self,
         release: Release,
-        before: LiveService,
         outcome: Outcome,
         code: ExitCode,
-        message: str,
+        message: str | None,
         probes: list[ProbeResult],
     ) -> DeployResult:
+        """Record the outcome and say what serves now."""
+        self.history.save(release.finished(outcome, message, probes=_records(probes)))
         after = self.provider.read()
         return DeployResult(
             release.service,
@@ -266,7 +267,7 @@ class Deployer:
             release_id=release.id,
             revision=release.revision,
             url=after.url,
-            traffic_before=before.traffic,
+            traffic_before=release.traffic_before,
             traffic_after=after.traffic,
             probes=tuple(probes),
             message=message,
@@ -277,7 +278,7 @@ class Deployer:
     def rollback(self, to: str | None) -> DeployResult:
         """Serve an earlier revision again, whole, with its own probe and history entry."""
         live = self.provider.read()
-        target = to or self._previous_revision(live)
+        target = to or self._previous_revision()
         known = {r.name for r in live.revisions}
         if target not in known:
             raise SafedeployError(
@@ -285,24 +286,16 @@ class Deployer:
                 hint=f"choose one of: {', '.join(sorted(known)) or 'none'}",
             )
         with self.history.lease(self.manifest.service):
-            owned = next(
-                (r.owned for r in reversed(self.history.releases()) if r.revision == target),
-                tuple(sorted(live.owned)),
-            )
-            release = self.history.save(
-                Release(
-                    id=new_release_id(),
-                    service=self.manifest.service,
-                    kind="rollback",
-                    time=_now(),
-                    user=who(),
-                    git_commit=git_commit(self.manifest.path.parent),
-                    manifest_digest=None,
-                    image=next((r.image for r in live.revisions if r.name == target), None),
-                    owned=owned,
-                    traffic_before=live.traffic,
-                    revision=target,
-                )
+            releases = self.history.releases()
+            release = self._start_release(
+                "rollback",
+                live.traffic,
+                image=next((r.image for r in live.revisions if r.name == target), None),
+                owned=next(
+                    (r.owned for r in reversed(releases) if r.revision == target),
+                    tuple(sorted(live.owned)),
+                ),
+                revision=target,
             )
             self.say(f"{self.manifest.service}: routing 100% to {target}")
             probes: list[ProbeResult] = []
@@ -310,20 +303,16 @@ class Deployer:
                 self.provider.route({target: 100})
                 self.provider.retire(Revision(target))
                 probes += self._probe(self._service_url(), f"revision {target}")
-            except (DeployFailed, SafedeployError) as exc:
+            except Exception as exc:
                 message = f"rollback to {target} failed: {_failure(exc).reason}"
-                self.history.save(
-                    release.finished(Outcome.ROLLBACK_FAILED, message, probes=_records(probes))
+                return self._finish(
+                    release, Outcome.ROLLBACK_FAILED, ExitCode.NEEDS_HUMAN, message, probes
                 )
-                return self._result(
-                    release, live, Outcome.ROLLBACK_FAILED, ExitCode.NEEDS_HUMAN, message, probes
-                )
-            self.history.save(release.finished(Outcome.SUCCEEDED, probes=_records(probes)))
-            return self._result(
-                release, live, Outcome.SUCCEEDED, ExitCode.OK, f"serving {target}", probes
+            return self._finish(
+                release, Outcome.SUCCEEDED, ExitCode.OK, f"serving {target}", probes
             )
 
-    def _previous_revision(self, live: LiveService) -> str:
+    def _previous_revision(self) -> str:
         """The revision that served before the last release that succeeded."""
         last = self.history.last_succeeded()
         if last is not None and last.traffic_before:
@@ -340,7 +329,7 @@ def _failure(exc: BaseException) -> DeployFailed:
     if isinstance(exc, KeyboardInterrupt):
         return DeployFailed("interrupted (Ctrl-C)")
     if isinstance(exc, SafedeployError):
-        return DeployFailed(exc.what)
+        return DeployFailed(exc.what, needs_human=exc.exit_code is ExitCode.NEEDS_HUMAN)
     return DeployFailed(f"unexpected {type(exc).__name__}: {exc}")
 
 
@@ -350,7 +339,3 @@ def _records(probes: Sequence[ProbeResult]) -> tuple[dict[str, object], ...]:
 
 def _describe_split(split: dict[str, int]) -> str:
     return ", ".join(f"{name} {percent}%" for name, percent in split.items()) or "nothing"
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")

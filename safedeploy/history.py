@@ -13,12 +13,12 @@ import os
 import socket
 import subprocess
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from uuid import uuid4
 
 from safedeploy.errors import SafedeployError
@@ -83,7 +83,28 @@ def git_commit(directory: Path) -> str | None:
     return done.stdout.strip() or None if done.returncode == 0 else None
 
 
-class HistoryStore:
+class HistoryStore(Protocol):
+    """Where the release records and the deploy lease of one service live."""
+
+    def save(self, release: Release) -> Release: ...
+
+    def releases(self) -> list[Release]:
+        """All records, oldest first."""
+        ...
+
+    def last_succeeded(self) -> Release | None: ...
+
+    def lease(self, service: str) -> AbstractContextManager[None]:
+        """Hold the deploy lease; a second deploy fails fast and names the holder."""
+        ...
+
+
+def last_succeeded(releases: list[Release]) -> Release | None:
+    done = [r for r in releases if r.outcome is Outcome.SUCCEEDED]
+    return done[-1] if done else None
+
+
+class FolderHistory:
     """Release records and the deploy lease of one service, in a local folder."""
 
     def __init__(self, folder: Path) -> None:
@@ -111,8 +132,7 @@ class HistoryStore:
         return records
 
     def last_succeeded(self) -> Release | None:
-        done = [r for r in self.releases() if r.outcome is Outcome.SUCCEEDED]
-        return done[-1] if done else None
+        return last_succeeded(self.releases())
 
     @contextmanager
     def lease(self, service: str) -> Iterator[None]:

@@ -59,6 +59,7 @@ class Plan:
     salt: str
     digest: str  # HMAC(salt) of what will be applied; see target_digest
     target: ServiceSpec = field(repr=False, compare=False)
+    serving: dict[str, int] = field(default_factory=dict)  # the live split, to roll back to
 
     @property
     def errors(self) -> tuple[Finding, ...]:
@@ -92,6 +93,7 @@ class Plan:
             "changes": [asdict(c) for c in self.changes],
             "findings": [{**asdict(f), "severity": f.severity.value} for f in self.findings],
             "live_fingerprint": self.live_fingerprint,
+            "serving": self.serving,
             "owned": sorted(self.owned),
             "salt": self.salt,
             "digest": self.digest,
@@ -196,6 +198,7 @@ def build_plan(
         salt=salt,
         digest=target_digest(salt, manifest.service, target, manifest.declared),
         target=target,
+        serving=live.traffic,
     )
 
 

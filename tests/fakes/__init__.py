@@ -1,0 +1,1 @@
+"""Stateful loopback test doubles of the platform APIs that safedeploy drives."""
