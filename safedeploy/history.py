@@ -56,9 +56,9 @@ class Release:
 
 
 def new_release_id(now: datetime | None = None) -> str:
-    """Sortable, unique and valid inside a Cloud Run revision name: `20261122-153512-3fa2`."""
+    """Sortable to the millisecond, unique, valid in a revision name: `20261122-153512-042-3fa2`."""
     now = now or datetime.now(UTC)
-    return f"{now:%Y%m%d-%H%M%S}-{uuid4().hex[:4]}"
+    return f"{now:%Y%m%d-%H%M%S}-{now.microsecond // 1000:03d}-{uuid4().hex[:4]}"
 
 
 def who() -> str:
