@@ -1,0 +1,74 @@
+"""The CLI surface that needs no platform: lint, schema, step summaries, bad flags."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+VARS = ["--var", "IMAGE_TAG=v42", "--var", "GREETING=hi", "--var", "BREAK_HEALTH=0"]
+
+
+def safedeploy(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "safedeploy", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env},
+        timeout=60,
+        check=False,
+    )
+
+
+def test_example_manifests_pass_lint() -> None:
+    done = safedeploy("lint", str(ROOT / "manifests"), *VARS)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.count(": ok") == len(list((ROOT / "manifests").glob("*.yaml")))
+
+
+def test_lint_error_exits_1_with_code_line_and_hint(tmp_path: Path) -> None:
+    manifest = tmp_path / "m.yaml"
+    manifest.write_text(
+        "service: api\nplatform: cloudrun\nproject: p\nregion: r\nimage: i\n"
+        "env:\n  API_URL: http://localhost:8001\n"
+    )
+    done = safedeploy("lint", str(manifest))
+    assert done.returncode == 1
+    assert f"error SD102 env.API_URL ({manifest}:7)" in done.stdout
+    assert "hint:" in done.stdout
+
+
+def test_schema_is_json_describing_the_manifest() -> None:
+    done = safedeploy("schema")
+    assert done.returncode == 0
+    schema = json.loads(done.stdout)
+    assert {"service", "platform", "env", "secrets", "environments"} <= set(schema["properties"])
+
+
+def test_plan_appends_markdown_to_the_github_step_summary(tmp_path: Path) -> None:
+    summary = tmp_path / "summary.md"
+    summary.write_text("earlier step\n")
+    state = tmp_path / "state"
+    (state / "secrets").mkdir(parents=True)
+    (state / "secrets" / "session-signing-key").write_text("x")
+    done = safedeploy(
+        "plan",
+        str(ROOT / "manifests" / "demo.yaml"),
+        *VARS,
+        GITHUB_STEP_SUMMARY=str(summary),
+        SAFEDEPLOY_STATE_DIR=str(state),
+    )
+    assert done.returncode == 0, done.stderr
+    text = summary.read_text()
+    assert text.startswith("earlier step\n")
+    assert "**safedeploy plan: demo-api**" in text
+
+
+def test_bad_var_flag_is_a_clear_error() -> None:
+    done = safedeploy("lint", str(ROOT / "manifests" / "demo.yaml"), "--var", "NOEQUALS")
+    assert done.returncode == 1
+    assert "--var 'NOEQUALS' is not NAME=VALUE" in done.stderr
+    assert "Traceback" not in done.stderr

@@ -1,0 +1,265 @@
+"""The deployer's policy over a stateful in-memory platform with fault switches.
+
+The platform here is a double of the Provider protocol, so each failure point (apply, ready,
+candidate probe, a canary step, Ctrl-C, the rollback itself) can be switched on by name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import pytest
+
+from safedeploy.deployer import Deployer, plan_service
+from safedeploy.errors import ExitCode, SafedeployError
+from safedeploy.history import FolderHistory, Outcome
+from safedeploy.lint import Finding
+from safedeploy.manifest import Manifest, ProbeSpec, Rollout
+from safedeploy.model import LiveService, Revision, ServiceSpec
+from safedeploy.probes import ProbeResult
+from safedeploy.providers.base import Capabilities
+
+
+class MemoryPlatform:
+    """Revisions and a traffic split in memory; `faults` maps a method name to what it raises."""
+
+    def __init__(self, *, traffic_split: bool = True) -> None:
+        self.capabilities = Capabilities(traffic_split=traffic_split, candidate_url=True)
+        self.specs = {"api-old": ServiceSpec(image="img:1", env={"KEEP": "1"})}
+        self.traffic: dict[str, int] = {"api-old": 100}
+        self.generation = 1
+        self.calls: list[tuple[str, object]] = []
+        self.faults: dict[str, BaseException] = {}
+        self.broken: set[str] = set()  # revisions whose probe fails
+
+    def _call(self, name: str, arg: object = None) -> None:
+        self.calls.append((name, arg))
+        if name in self.faults:
+            raise self.faults.pop(name)
+
+    def read(self) -> LiveService:
+        active = max(self.traffic, key=lambda n: self.traffic[n])
+        return LiveService(
+            "api",
+            self.specs[active],
+            str(self.generation),
+            revisions=tuple(
+                Revision(n, self.traffic.get(n, 0), url=f"http://{n}") for n in self.specs
+            ),
+            url="http://service",
+        )
+
+    def preflight(self, target: ServiceSpec) -> list[Finding]:
+        return []
+
+    def apply(
+        self, fingerprint: str, target: ServiceSpec, owned: frozenset[str], release_id: str
+    ) -> Revision:
+        self._call("apply", target)
+        if fingerprint != str(self.generation):
+            raise SafedeployError("the service changed since the plan")
+        name = f"api-{release_id}"
+        self.specs[name] = target
+        self.generation += 1
+        return Revision(name, 0, url=f"http://{name}")
+
+    def wait_ready(self, revision: Revision) -> Revision:
+        self._call("wait_ready", revision.name)
+        return revision
+
+    def route(self, split: Mapping[str, int]) -> None:
+        self._call("route", dict(split))
+        self.traffic = dict(split)
+        self.generation += 1
+
+    def retire(self, keep: Revision) -> None:
+        self._call("retire", keep.name)
+
+    def discard(self, candidate: Revision) -> None:
+        self._call("discard", candidate.name)
+
+    def probe(self, manifest: Manifest, url: str) -> list[ProbeResult]:
+        """Probe the candidate by its URL, the service by whichever revision serves most."""
+        host = url.removeprefix("http://")
+        serving = max(self.traffic, key=lambda n: self.traffic[n]) if host == "service" else host
+        ok = serving not in self.broken
+        return [
+            ProbeResult(
+                "health", url, ok, 1, 200 if ok else 500, 1.0, 1.0, None if ok else "status 500"
+            )
+        ]
+
+
+def manifest(tmp_path: Path, **fields: object) -> Manifest:
+    values: dict[str, object] = {
+        "service": "api",
+        "platform": "cloudrun",
+        "project": "p",
+        "region": "r",
+        "image": "img:2",
+        "env": {"NEW": "1"},
+        "probes": [ProbeSpec(name="health", path="/health")],
+        "path": tmp_path / "api.yaml",
+    }
+    values.update(fields)
+    return Manifest(**values)  # type: ignore[arg-type]
+
+
+def run(tmp_path: Path, platform: MemoryPlatform, m: Manifest, *, rollback: bool = True):  # type: ignore[no-untyped-def]
+    history = FolderHistory(tmp_path / "history")
+    deployer = Deployer(m, platform, history, say=lambda _: None, probe=platform.probe)
+    return deployer.deploy(plan_service(m, platform), rollback=rollback), history
+
+
+def test_success_promotes_and_records(tmp_path: Path) -> None:
+    platform = MemoryPlatform()
+    result, history = run(tmp_path, platform, manifest(tmp_path))
+    assert result.exit_code is ExitCode.OK
+    assert platform.traffic == {result.revision: 100}
+    assert platform.specs[result.revision].env == {"KEEP": "1", "NEW": "1"}
+    assert [r.outcome for r in history.releases()] == [Outcome.SUCCEEDED]
+
+
+def test_failed_candidate_probe_rolls_back_before_any_traffic_moves(tmp_path: Path) -> None:
+    platform = MemoryPlatform()
+    m = manifest(tmp_path)
+    original = platform.apply
+
+    def apply_broken(*args: object) -> Revision:
+        """The new revision answers 500."""
+        revision = original(*args)  # type: ignore[arg-type]
+        platform.broken.add(revision.name)
+        return revision
+
+    platform.apply = apply_broken  # type: ignore[method-assign]
+    result, history = run(tmp_path, platform, m)
+    assert result.exit_code is ExitCode.ROLLED_BACK
+    assert platform.traffic == {"api-old": 100}
+    assert ("discard", result.revision) in platform.calls
+    assert history.releases()[-1].outcome is Outcome.ROLLED_BACK
+    assert "probe health failed" in (result.message or "")
+
+
+def test_canary_failure_puts_back_the_exact_split(tmp_path: Path) -> None:
+    platform = MemoryPlatform()
+    platform.specs["api-older"] = ServiceSpec(image="img:0")
+    platform.traffic = {"api-old": 70, "api-older": 30}
+    m = manifest(tmp_path, rollout=Rollout(strategy="canary", steps=[10, 50, 100]))
+    calls = 0
+
+    def probe(manifest: Manifest, url: str) -> list[ProbeResult]:
+        nonlocal calls
+        calls += 1
+        ok = calls != 3  # the 50% step fails; the candidate, 10% and restored probes pass
+        return [ProbeResult("health", url, ok, 1, 200, 1.0, 1.0, None if ok else "status 500")]
+
+    platform.probe = probe  # type: ignore[method-assign]
+    result, _ = run(tmp_path, platform, m)
+    routes = [arg for name, arg in platform.calls if name == "route"]
+    candidate = result.revision
+    assert routes == [
+        {candidate: 10, "api-old": 63, "api-older": 27},
+        {candidate: 50, "api-old": 35, "api-older": 15},
+        {"api-old": 70, "api-older": 30},
+    ]
+    assert result.exit_code is ExitCode.ROLLED_BACK
+    assert platform.traffic == {"api-old": 70, "api-older": 30}
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        SafedeployError("revision failed to start"),
+        KeyboardInterrupt(),
+        RuntimeError("boom"),
+    ],
+    ids=["not-ready", "ctrl-c", "unexpected"],
+)
+def test_any_failure_after_apply_rolls_back(tmp_path: Path, fault: BaseException) -> None:
+    platform = MemoryPlatform()
+    platform.faults["wait_ready"] = fault
+    result, history = run(tmp_path, platform, manifest(tmp_path))
+    assert result.exit_code is ExitCode.ROLLED_BACK
+    assert platform.traffic == {"api-old": 100}
+    assert history.releases()[-1].outcome is Outcome.ROLLED_BACK
+
+
+def test_rollback_that_fails_too_exits_4_with_both_causes(tmp_path: Path) -> None:
+    platform = MemoryPlatform()
+    platform.faults["wait_ready"] = SafedeployError("revision failed to start")
+    platform.faults["route"] = SafedeployError("traffic update refused")
+    result, history = run(tmp_path, platform, manifest(tmp_path))
+    assert result.exit_code is ExitCode.NEEDS_HUMAN
+    assert "revision failed to start" in (result.message or "")
+    assert "traffic update refused" in (result.message or "")
+    assert history.releases()[-1].outcome is Outcome.ROLLBACK_FAILED
+
+
+def test_platform_that_cannot_restore_exits_4_without_our_rollback(tmp_path: Path) -> None:
+    platform = MemoryPlatform()
+    platform.faults["wait_ready"] = SafedeployError(
+        "ROLLBACK_FAILED", exit_code=ExitCode.NEEDS_HUMAN
+    )
+    result, _ = run(tmp_path, platform, manifest(tmp_path))
+    assert result.exit_code is ExitCode.NEEDS_HUMAN
+    assert not [c for c in platform.calls if c[0] == "route"]
+
+
+def test_rollback_off_leaves_the_failure_for_a_human(tmp_path: Path) -> None:
+    platform = MemoryPlatform()
+    platform.faults["wait_ready"] = SafedeployError("revision failed to start")
+    result, history = run(tmp_path, platform, manifest(tmp_path), rollback=False)
+    assert result.exit_code is ExitCode.NEEDS_HUMAN
+    assert not [c for c in platform.calls if c[0] == "route"]
+    assert history.releases()[-1].outcome is Outcome.LEFT_FAILED
+
+
+def test_apply_refused_is_exit_1_and_recorded(tmp_path: Path) -> None:
+    platform = MemoryPlatform()
+    m = manifest(tmp_path)
+    plan = plan_service(m, platform)
+    platform.generation += 1  # another writer between plan and apply
+    history = FolderHistory(tmp_path / "history")
+    deployer = Deployer(m, platform, history, say=lambda _: None, probe=platform.probe)
+    with pytest.raises(SafedeployError, match="changed since the plan"):
+        deployer.deploy(plan, rollback=True)
+    assert platform.traffic == {"api-old": 100}
+    assert history.releases()[-1].outcome is Outcome.FAILED
+
+
+def test_plan_with_errors_makes_no_call(tmp_path: Path) -> None:
+    platform = MemoryPlatform()
+    m = manifest(tmp_path, required=["MISSING"])
+    with pytest.raises(SafedeployError, match="nothing was changed"):
+        run(tmp_path, platform, m)
+    assert platform.calls == []
+
+
+def test_no_changes_deploys_nothing(tmp_path: Path) -> None:
+    platform = MemoryPlatform()
+    m = manifest(tmp_path, image="img:1", env={})
+    result, history = run(tmp_path, platform, m)
+    assert result.outcome is Outcome.UNCHANGED
+    assert platform.calls == []
+    assert history.releases() == []
+
+
+def test_canary_on_a_platform_without_traffic_split_is_a_plan_error(tmp_path: Path) -> None:
+    platform = MemoryPlatform(traffic_split=False)
+    m = manifest(tmp_path, rollout=Rollout(strategy="canary", steps=[50, 100]))
+    plan = plan_service(m, platform)
+    assert [f.code for f in plan.errors] == ["SD110"]
+
+
+def test_rollback_command_routes_to_the_revision_before_the_last_release(tmp_path: Path) -> None:
+    platform = MemoryPlatform()
+    first, history = run(tmp_path, platform, manifest(tmp_path))
+    deployer = Deployer(
+        manifest(tmp_path), platform, history, say=lambda _: None, probe=platform.probe
+    )
+    result = deployer.rollback(None)
+    assert result.exit_code is ExitCode.OK
+    assert platform.traffic == {"api-old": 100}
+    assert [r.kind for r in history.releases()] == ["deploy", "rollback"]
+    assert history.releases()[-1].traffic_before == {first.revision: 100}
