@@ -245,3 +245,14 @@ def test_secret_value_never_appears_anywhere(sandbox: Sandbox) -> None:
     assert any(p.name == "service.json" for p in written)
     for path in written:
         assert CANARY not in path.read_text(errors="replace"), path
+
+
+def test_secrets_from_a_dotenv_file(sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> None:
+    (sandbox.state / "secrets" / "session-signing-key").unlink()
+    dotenv = sandbox.root / "local.env"
+    dotenv.write_text(f"session-signing-key={CANARY}\n")
+    monkeypatch.setenv("SAFEDEPLOY_LOCAL_SECRETS", str(dotenv))
+    done = sandbox.deploy()
+    assert done.code == 0, done.err
+    assert CANARY not in done.out + done.err
+    assert "SESSION_SIGNING_KEY" in sandbox.serving()["env"]  # type: ignore[operator]
