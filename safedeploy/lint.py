@@ -126,6 +126,7 @@ _LOOPBACK = re.compile(
     re.IGNORECASE,
 )
 _CLOUDSQL = re.compile(r"/cloudsql/([^/?&#\s,;'\"]+)")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # exactly Unicode's category Cc
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _RESERVED = {Platform.CLOUDRUN: frozenset({"PORT", "K_SERVICE", "K_REVISION", "K_CONFIGURATION"})}
 # Names that say the value is public by design (NEXT_PUBLIC_..., *_PUBLISHABLE_KEY).
@@ -146,8 +147,8 @@ def _whitespace(manifest: Manifest, name: str, value: str) -> str | None:
         return f"starts with {_describe(value[0])}"
     if value and _stray(value[-1]):
         return f"ends with {_describe(value[-1])}"
-    inner = next((c for c in value if unicodedata.category(c) == "Cc"), None)
-    return f"contains {_describe(inner)}" if inner else None
+    inner = _CONTROL.search(value)
+    return f"contains {_describe(inner[0])}" if inner else None
 
 
 def _localhost(manifest: Manifest, name: str, value: str) -> str | None:
@@ -172,8 +173,10 @@ def _credential(manifest: Manifest, name: str, value: str) -> str | None:
 
 def _cloudsql(manifest: Manifest, name: str, value: str) -> str | None:
     """SD105: a socket path to an unattached instance fails on the first query, not at deploy."""
-    attached = set(manifest.settings.cloudsql_instances or ())
-    missing = sorted({unquote(m) for m in _CLOUDSQL.findall(value)} - attached)
+    sockets = {unquote(m) for m in _CLOUDSQL.findall(value)}
+    if not sockets:
+        return None
+    missing = sorted(sockets - set(manifest.settings.cloudsql_instances or ()))
     if not missing:
         return None
     return (

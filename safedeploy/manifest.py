@@ -9,6 +9,7 @@ import difflib
 import os
 import re
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from itertools import pairwise
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
@@ -23,10 +24,15 @@ from pydantic import (
     field_validator,
 )
 from pydantic_core import ErrorDetails, PydanticCustomError
-from ruamel.yaml import YAML
-from ruamel.yaml.constructor import DuplicateKeyError
-from ruamel.yaml.error import MarkedYAMLError, YAMLError
-from ruamel.yaml.nodes import MappingNode, SequenceNode
+from yaml import (
+    CSafeLoader,
+    MappingNode,
+    MarkedYAMLError,
+    Node,
+    ScalarNode,
+    SequenceNode,
+    YAMLError,
+)
 
 from safedeploy.errors import SafedeployError, location
 from safedeploy.model import Platform, SecretRef, ServiceSpec
@@ -166,7 +172,8 @@ Secret = Annotated[
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Built on first use, where _no_pydantic_plugins() spares the plugin scan.
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 class Expect(Strict):
@@ -202,6 +209,7 @@ class Settings(Strict):
     min_instances: Int | None = None
     max_instances: Int | None = None
     service_account: str | None = None
+    instance_role: str | None = None  # apprunner: the IAM role ARN the service runs as
     vpc_connector: str | None = None
     egress: str | None = None
     cloudsql_instances: list[str] | None = None
@@ -277,6 +285,7 @@ class Manifest(Strict):
 
 
 _INTERNAL = ("path", "lines")  # Manifest fields that are not YAML keys
+_NO_PLUGINS = "PYDANTIC_DISABLE_PLUGINS"
 _PLATFORM_NEEDS = {
     Platform.CLOUDRUN: {
         "image": "image: REGISTRY/NAME:TAG",
@@ -369,6 +378,48 @@ def manifest_schema() -> dict[str, Any]:
     return {"$schema": "https://json-schema.org/draft/2020-12/schema", **schema}
 
 
+_MERGE = "tag:yaml.org,2002:merge"
+
+
+class _Yaml(CSafeLoader):
+    """libyaml's parser (fast, with a line for every node) reading YAML 1.2's plain scalars.
+
+    PyYAML's default, YAML 1.1, reads `on`, `no` and `off` as booleans and `010` as eight;
+    YAML 1.2 keeps those words as text (`rollback: off` means "off") and reads `010` as ten.
+    """
+
+    def construct_yaml_int(self, node: ScalarNode) -> int:
+        """`0x1F`, `0o17`, `0b101`, `1_000`, and `010` as ten."""
+        digits = node.value.replace("_", "")
+        prefixed = digits.lstrip("+-")[:2] in ("0b", "0o", "0x")
+        return int(digits, 0 if prefixed else 10)
+
+
+_Yaml.yaml_implicit_resolvers = {}  # YAML 1.2's below, instead of the YAML 1.1 ones inherited
+for _tag, _pattern, _first in (  # YAML 1.2's core schema, plus the merge key and timestamps
+    ("bool", r"true|True|TRUE|false|False|FALSE", "tTfF"),
+    ("int", r"[-+]?(?:0b[0-1_]+|0o?[0-7_]+|[0-9_]+|0x[0-9a-fA-F_]+)", "-+0123456789"),
+    (
+        "float",
+        r"[-+]?(?:[0-9][0-9_]*\.[0-9_]*(?:[eE][-+]?[0-9]+)?|[0-9][0-9_]*[eE][-+]?[0-9]+"
+        r"|\.[0-9_]+(?:[eE][-+][0-9]+)?|\.(?:inf|Inf|INF))|\.(?:nan|NaN|NAN)",
+        "-+0123456789.",
+    ),
+    ("null", r"~|null|Null|NULL|", ["~", "n", "N", ""]),
+    ("merge", r"<<", "<"),
+    (
+        "timestamp",
+        r"[0-9]{4}-[0-9]{2}-[0-9]{2}|[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}(?:[Tt]|[ \t]+)[0-9]{1,2}"
+        r":[0-9]{2}:[0-9]{2}(?:\.[0-9]*)?(?:[ \t]*(?:Z|[-+][0-9]{1,2}(?::[0-9]{2})?))?",
+        "0123456789",
+    ),
+):
+    _Yaml.add_implicit_resolver(
+        f"tag:yaml.org,2002:{_tag}", re.compile(rf"(?:{_pattern})\Z"), _first
+    )
+_Yaml.add_constructor("tag:yaml.org,2002:int", _Yaml.construct_yaml_int)
+
+
 class _Doc:
     """One manifest file being loaded, and the lines its errors point at."""
 
@@ -377,6 +428,7 @@ class _Doc:
         self.raw_lines: dict[str, int] = {}  # every key as written, `environments.*` included
         self.lines = self.raw_lines  # the keys of the manifest being checked now
         self.overlay: str | None = None  # the environment merged into it, if any
+        self.yaml: _Yaml  # the file being read; set by parse()
 
     def focus(self, overlay: str | None, lines: dict[str, int]) -> None:
         """Point errors at a manifest merged from the top level and `overlay`."""
@@ -405,10 +457,10 @@ class _Doc:
             raise SafedeployError(
                 f"cannot read the manifest: {exc}", where=str(self.path)
             ) from None
+        self.yaml = _Yaml(text)
         try:
-            tree = YAML(typ="rt").load(text)
-        except DuplicateKeyError as exc:
-            raise self._duplicate(text, exc) from None
+            root = self.yaml.get_single_node()
+            tree = None if root is None else self._plain(root, "")
         except MarkedYAMLError as exc:
             mark = exc.problem_mark or exc.context_mark
             problem = ", ".join(p for p in (exc.context, exc.problem) if p)
@@ -422,52 +474,64 @@ class _Doc:
         if not isinstance(tree, dict):
             what = "the manifest is empty" if tree is None else "the manifest is not a mapping"
             raise self.error("", what, hint="start it with `service: NAME` and `platform: ...`")
-        data: dict[str, Any] = self._plain(tree, "")
-        return data
+        return tree
 
-    def _plain(self, node: Any, key: str) -> Any:
-        """Plain Python data from ruamel's round-trip nodes, recording the line of each key."""
-        if isinstance(node, list):
-            return [self._plain(item, self._mark(node, key, i)) for i, item in enumerate(node)]
-        if isinstance(node, dict):
-            for name in node:
-                if not isinstance(name, str):
-                    self._mark(node, key, name)  # so the error below has its line
-                    raise self.error(
-                        _join(key, name),
-                        f"the key `{name}` is not text",
-                        hint=f'quote it: "{name}":',
-                    )
-            return {str(k): self._plain(v, self._mark(node, key, k)) for k, v in node.items()}
-        for plain in (bool, int, float, str):  # drop ruamel's subclasses (ScalarInt, ...)
-            if isinstance(node, plain):
-                return plain(node)
-        return node  # None, or a date/time
+    def _plain(self, node: Node, key: str) -> Any:
+        """Plain Python data from a YAML node, recording the line of each key and list item."""
+        if isinstance(node, SequenceNode):
+            items = []
+            for index, item in enumerate(node.value):
+                child = _join(key, index)
+                self.raw_lines[child] = item.start_mark.line + 1
+                items.append(self._plain(item, child))
+            return items
+        if isinstance(node, MappingNode):
+            data = {}
+            for name, (line, value) in self._pairs(node, key).items():
+                child = _join(key, name)
+                self.raw_lines[child] = line
+                data[name] = self._plain(value, child)
+            return data
+        return self.yaml.construct_object(node)
 
-    def _mark(self, node: Any, key: str, name: object) -> str:
-        """Record the line of a key or list item; keys from a `<<:` merge get the parent's."""
-        child = _join(key, name)
-        position = node.lc.data.get(name)
-        self.raw_lines[child] = (
-            position[0] + 1 if position else _nearest_line(self.raw_lines, key) or 1
-        )
-        return child
+    def _pairs(self, node: MappingNode, key: str) -> dict[str, tuple[int, Node]]:
+        """A mapping's keys -> (line, value node); keys from a `<<:` merge come after its own.
 
-    def _duplicate(self, text: str, exc: DuplicateKeyError) -> SafedeployError:
-        """Name both lines of a repeated key: YAML silently keeping one is how values get lost."""
-        mark = exc.problem_mark
-        for key, first, second in _duplicates(YAML(typ="rt").compose(text), ""):
-            if (second.line, second.column) == (mark.line, mark.column):
-                return SafedeployError(
-                    f"`{key}` is given twice, on lines {first.line + 1} and {second.line + 1}",
-                    where=location(self.path, second.line + 1, key),
+        A repeated key is an error naming both lines: YAML silently keeping one is how values
+        get lost.
+        """
+        pairs: dict[str, tuple[int, Node]] = {}
+        merged: list[Node] = []
+        for key_node, value_node in node.value:
+            line = key_node.start_mark.line + 1
+            if key_node.tag == _MERGE:
+                many = isinstance(value_node, SequenceNode)
+                merged += value_node.value if many else [value_node]
+                continue
+            name = self.yaml.construct_object(key_node, deep=True)
+            child = _join(key, name)
+            if not isinstance(name, str):
+                self.raw_lines[child] = line  # so the error below has its line
+                raise self.error(
+                    child, f"the key `{name}` is not text", hint=f'quote it: "{name}":'
+                )
+            if name in pairs:
+                raise SafedeployError(
+                    f"`{child}` is given twice, on lines {pairs[name][0]} and {line}",
+                    where=location(self.path, line, child),
                     hint="keep one of them",
                 )
-        return SafedeployError(  # found by ruamel but not by the walk, e.g. through a `<<:` merge
-            "a key is given twice in this mapping",
-            where=location(self.path, mark.line + 1),
-            hint="keep one of them",
-        )
+            pairs[name] = line, value_node
+        for source in merged:  # the first merged mapping wins, as in YAML's merge key spec
+            if not isinstance(source, MappingNode):
+                raise SafedeployError(
+                    "invalid YAML: `<<:` merges a mapping or a list of mappings",
+                    where=location(self.path, source.start_mark.line + 1, key or None),
+                    hint="write `<<: *anchor` or `<<: [*one, *two]`",
+                )
+            for name, pair in self._pairs(source, key).items():
+                pairs.setdefault(name, pair)
+        return pairs
 
     def overlays(self, environments: Any) -> dict[str, dict[str, Any]]:
         """The `environments:` mapping, each overlay checked to be a mapping of manifest keys."""
@@ -569,7 +633,8 @@ class _Doc:
         for name in _INTERNAL:
             if name in data:
                 raise self.error(name, *self._unknown_key(name))
-        return Manifest.model_validate({**data, "path": self.path, "lines": self.lines})
+        with _no_pydantic_plugins():
+            return Manifest.model_validate({**data, "path": self.path, "lines": self.lines})
 
     def _explain(self, errors: list[ErrorDetails]) -> SafedeployError:
         """All of pydantic's errors as one, so a user fixes them in one pass, top to bottom."""
@@ -621,6 +686,21 @@ class _Doc:
                 )
 
 
+@contextmanager
+def _no_pydantic_plugins() -> Iterator[None]:
+    """While the models build: pydantic reads every installed package's entry points to find
+    plugins (~10 ms), and these models use none. The variable is restored right after."""
+    saved = os.environ.get(_NO_PLUGINS)
+    os.environ[_NO_PLUGINS] = "__all__"
+    try:
+        yield
+    finally:
+        if saved is None:
+            del os.environ[_NO_PLUGINS]
+        else:
+            os.environ[_NO_PLUGINS] = saved
+
+
 def _merge(
     base: dict[str, Any],
     overlay: dict[str, Any],
@@ -635,10 +715,16 @@ def _merge(
         if isinstance(value, dict) and isinstance(merged.get(name), dict):
             merged[name] = _merge(merged[name], value, lines, overlay_lines, key)
             continue
+        replaced = merged.get(name)
         merged[name] = value
-        for stale in [k for k in lines if _under(k, key)]:
-            del lines[stale]
-        lines.update({k: v for k, v in overlay_lines.items() if _under(k, key)})
+        if isinstance(replaced, dict | list) or isinstance(value, dict | list):
+            # A list or mapping takes the lines of its items along, which needs a scan of
+            # `lines`; a plain value has only its own line, so 1,000 overrides stay linear.
+            for stale in [k for k in lines if _under(k, key)]:
+                del lines[stale]
+            lines.update({k: v for k, v in overlay_lines.items() if _under(k, key)})
+        else:
+            lines[key] = overlay_lines[key]
     return merged
 
 
@@ -646,21 +732,6 @@ def _overlay_lines(lines: dict[str, int], name: str) -> dict[str, int]:
     """The lines of one overlay, keyed as if it were the top level."""
     prefix = f"environments.{name}."
     return {k.removeprefix(prefix): v for k, v in lines.items() if k.startswith(prefix)}
-
-
-def _duplicates(node: Any, key: str) -> Iterator[tuple[str, Any, Any]]:
-    """(dotted key, first mark, repeated mark) for each key repeated in a composed YAML tree."""
-    if isinstance(node, MappingNode):
-        seen: dict[str, Any] = {}
-        for key_node, value_node in node.value:
-            child = _join(key, key_node.value)
-            if child in seen:
-                yield child, seen[child], key_node.start_mark
-            seen.setdefault(child, key_node.start_mark)
-            yield from _duplicates(value_node, child)
-    elif isinstance(node, SequenceNode):
-        for index, item in enumerate(node.value):
-            yield from _duplicates(item, _join(key, index))
 
 
 def _known_keys(parent: str) -> list[str]:

@@ -18,8 +18,6 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from deepdiff import DeepDiff
-
 from safedeploy.errors import SafedeployError
 from safedeploy.lint import Finding, Severity, lint_manifest, lint_merge
 from safedeploy.manifest import Manifest
@@ -138,14 +136,28 @@ def _managed_fields(spec: ServiceSpec | None) -> dict[str, Any]:
 
 
 def field_changes(before: ServiceSpec | None, after: ServiceSpec) -> tuple[FieldChange, ...]:
-    """Image, command and settings changes, from a structural diff of the two specs."""
+    """Image, command and settings changes, from a structural diff of the two specs.
+
+    deepdiff is imported only when both sides have fields that differ: importing it costs more
+    than the rest of a plan, and a new service or an unchanged one has nothing to diff.
+    """
     old, new = _managed_fields(before), _managed_fields(after)
-    diff = DeepDiff(old, new, view="tree")
-    names = {item.path(output_format="list")[0] for items in diff.values() for item in items}
+    if old == new:
+        return ()
+    # With one side empty, each field of the other is added or removed: nothing to diff.
+    names = _diff_names(old, new) if old and new else old.keys() | new.keys()
     return tuple(
         FieldChange(name, _show_field(name, old.get(name)), _show_field(name, new.get(name)))
         for name in sorted(names)
     )
+
+
+def _diff_names(old: dict[str, Any], new: dict[str, Any]) -> set[str]:
+    """The top-level names under which a structural diff finds a difference."""
+    from deepdiff import DeepDiff
+
+    diff = DeepDiff(old, new, view="tree")
+    return {item.path(output_format="list")[0] for items in diff.values() for item in items}
 
 
 def _show_field(name: str, value: Any) -> Any:

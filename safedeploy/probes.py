@@ -10,11 +10,12 @@ import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
-
-import requests
+from typing import TYPE_CHECKING, Any
 
 from safedeploy.manifest import Expect, ProbeSpec
+
+if TYPE_CHECKING:  # imported where probes run: most commands never probe, and it is slow
+    import requests
 
 # Real sleeps overshoot; a request must never get a zero or negative timeout.
 _MIN_REQUEST_TIMEOUT = 0.1
@@ -43,6 +44,8 @@ def run_probes(
     clock: Callable[[], float] = time.monotonic,
 ) -> list[ProbeResult]:
     """Run the probes in order, stopping at the first that fails: the deploy is failing anyway."""
+    import requests
+
     http = session if session is not None else requests.Session()
     results: list[ProbeResult] = []
     try:
@@ -129,6 +132,8 @@ def _attempt(
     clock: Callable[[], float],
 ) -> tuple[int | None, float | None, str | None]:
     """One request: (status, latency in ms, why it failed or None)."""
+    import requests
+
     began = clock()
     try:
         response = http.request(
@@ -210,6 +215,8 @@ def _described(actual: Any) -> str:
 
 def _request_error(exc: requests.RequestException, timeout: float) -> str:
     """Only the kind of failure: exception text can carry URLs, headers or bodies."""
+    import requests
+
     if isinstance(exc, requests.Timeout):
         return f"timed out after {timeout:.1f}s"
     if isinstance(exc, requests.exceptions.SSLError):

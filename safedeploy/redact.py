@@ -6,6 +6,7 @@ Masking happens when the plan is built, so no renderer, plan file or history rec
 from __future__ import annotations
 
 import re
+from functools import cache
 from urllib.parse import urlsplit
 
 from safedeploy.model import EnvValue, SecretRef
@@ -25,6 +26,10 @@ _SENSITIVE_WORDS = (
     "APIKEY",
 )
 _SENSITIVE_SUFFIXES = ("_KEY", "_PASS")
+_SENSITIVE_NAME = re.compile(
+    "|".join([*_SENSITIVE_WORDS, *(rf"{suffix}\Z" for suffix in _SENSITIVE_SUFFIXES)])
+)
+_NOT_ALNUM = re.compile(r"[^A-Z0-9]")
 
 _CREDENTIAL = re.compile(
     r"""
@@ -42,17 +47,21 @@ _CREDENTIAL = re.compile(
 _URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s,;]+")
 
 
+@cache
 def is_sensitive_name(name: str) -> bool:
-    """*SECRET*, *PASSWORD*, *TOKEN*, *_KEY (case-insensitive), and close kin."""
-    normal = re.sub(r"[^A-Z0-9]", "_", name.upper())
-    return any(word in normal for word in _SENSITIVE_WORDS) or normal.endswith(_SENSITIVE_SUFFIXES)
+    """*SECRET*, *PASSWORD*, *TOKEN*, *_KEY (case-insensitive), and close kin.
+
+    Cached: merge, lint and the renderers ask about the same names. Only names are cached.
+    """
+    return _SENSITIVE_NAME.search(_NOT_ALNUM.sub("_", name.upper())) is not None
 
 
 def looks_like_credential(value: str) -> bool:
     """sk_live_/sk_test_ keys, AKIA access keys, PEM blocks, URLs with an inline password..."""
-    return _CREDENTIAL.search(value) is not None or any(
-        _has_password(url) for url in _URL.findall(value)
-    )
+    if _CREDENTIAL.search(value):
+        return True
+    # `://` first: most values hold no URL, and the URL pattern is slow on long ones.
+    return "://" in value and any(_has_password(url) for url in _URL.findall(value))
 
 
 def _has_password(url: str) -> bool:

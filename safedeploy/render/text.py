@@ -9,13 +9,13 @@ from __future__ import annotations
 import io
 from collections.abc import Iterator, Sequence
 
-from rich.console import Console
-from rich.text import Text
-
 from safedeploy.lint import Finding, Severity
 from safedeploy.merge import Action, Decision
 from safedeploy.plan import FieldChange, Plan
 from safedeploy.render.json import ACTION, as_text, overall, plural, tally, visible
+
+# One output line: pieces of text, each with a rich style ("" for none).
+Line = tuple[tuple[str, str], ...]
 
 _STYLE = {"+": "green", "~": "yellow", "-": "red", "!": "red", "=": "dim"}
 
@@ -27,38 +27,48 @@ _REASON = {
 
 
 def render_text(plans: Sequence[Plan], *, color: bool) -> str:
+    lines: list[Line] = []
+    for i, plan in enumerate(plans):
+        if i:
+            lines.append(())
+        lines.extend(_plan(plan))
+    if len(plans) > 1:
+        lines += [(), ((overall(plans), "bold"),)]
+    if color:
+        return _colored(lines)
+    return "\n".join("".join(text for text, _ in line) for line in lines).rstrip("\n")
+
+
+def _colored(lines: list[Line]) -> str:
+    """The lines styled by rich; imported only for a terminal, as it is slow to import."""
+    from rich.console import Console
+    from rich.text import Text
+
     out = io.StringIO()
     console = Console(
         file=out,
-        force_terminal=color,
-        no_color=not color,
-        color_system="standard" if color else None,
+        force_terminal=True,
+        color_system="standard",
         width=100,
         highlight=False,
         soft_wrap=True,  # long values stay on their line instead of wrapping at 100 columns
     )
-    for i, plan in enumerate(plans):
-        if i:
-            console.print()
-        for line in _plan(plan):
-            console.print(line)
-    if len(plans) > 1:
-        console.print()
-        console.print(Text(overall(plans), style="bold"))
+    for line in lines:
+        console.print(Text.assemble(*line))
     return out.getvalue().rstrip("\n")
 
 
-def _plan(plan: Plan) -> Iterator[Text]:
+def _plan(plan: Plan) -> Iterator[Line]:
     counts = tally(plan)
-    verdict = Text.assemble(
+    verdict = [
         (visible(f"{plan.service} ({plan.platform}): {ACTION[plan.action]}"), "bold"),
-        f" — {counts}" if counts else "",
-    )
+        (f" — {counts}" if counts else "", ""),
+    ]
     if plan.errors:
-        verdict.append(f" · {plural(len(plan.errors), 'error')}: will not deploy", "bold red")
+        verdict.append((f" · {plural(len(plan.errors), 'error')}: will not deploy", "bold red"))
     if plan.warnings:
-        verdict.append(f" · {plural(len(plan.warnings), 'warning')}", "yellow")
-    yield verdict
+        verdict.append((f" · {plural(len(plan.warnings), 'warning')}", "yellow"))
+    yield tuple(verdict)
     quiet = (Action.UNCHANGED, Action.KEPT_UNMANAGED)
     yield from (_variable(d) for d in plan.variables if d.action not in quiet)
     yield from (_field(c) for c in plan.changes)
@@ -68,7 +78,7 @@ def _plan(plan: Plan) -> Iterator[Text]:
         yield from _finding(finding)
 
 
-def _variable(d: Decision) -> Text:
+def _variable(d: Decision) -> Line:
     if d.action is Action.ADDED:
         return _line("+", f"{d.name} = {as_text(d.after)}")
     if d.action is Action.CHANGED:
@@ -80,7 +90,7 @@ def _variable(d: Decision) -> Text:
     return _line("-", f"{d.name} = {as_text(d.before)} ({_REASON[d.action]})")
 
 
-def _field(c: FieldChange) -> Text:
+def _field(c: FieldChange) -> Line:
     if c.before is None:
         return _line("+", f"{c.field} = {as_text(c.after)}")
     if c.after is None:
@@ -88,14 +98,14 @@ def _field(c: FieldChange) -> Text:
     return _line("~", f"{c.field}: {as_text(c.before)} -> {as_text(c.after)}")
 
 
-def _line(symbol: str, words: str) -> Text:
-    return Text.assemble("  ", (f"{symbol} {visible(words)}", _STYLE[symbol]))
+def _line(symbol: str, words: str) -> Line:
+    return ("  ", ""), (f"{symbol} {visible(words)}", _STYLE[symbol])
 
 
-def _finding(f: Finding) -> Iterator[Text]:
+def _finding(f: Finding) -> Iterator[Line]:
     where = f"{f.file}:{f.line}" if f.file and f.line else f.file
     head = " ".join(part for part in (f.code, f.key, where and f"({where})") if part)
     style = "red" if f.severity is Severity.ERROR else "yellow"
-    yield Text.assemble("  ", (f.severity.value, style), " ", visible(f"{head}: {f.message}"))
+    yield ("  ", ""), (f.severity.value, style), (" ", ""), (visible(f"{head}: {f.message}"), "")
     if f.hint:
-        yield Text(visible(f"    hint: {f.hint}"), style="dim")
+        yield ((visible(f"    hint: {f.hint}"), "dim"),)
