@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from safedeploy.lint import Finding
 from safedeploy.model import LiveService, Revision, ServiceSpec
@@ -49,4 +49,15 @@ class Provider(Protocol):
 
     def discard(self, candidate: Revision) -> None:
         """After failure: take the candidate out of the way, keeping it as evidence."""
+        ...
+
+
+@runtime_checkable
+class Validates(Protocol):
+    """A provider whose platform can check an update without making it (`plan --validate`)."""
+
+    def validate(
+        self, fingerprint: str, target: ServiceSpec, owned: frozenset[str]
+    ) -> list[Finding]:
+        """Findings for what the platform refuses in the update apply would send."""
         ...

@@ -400,6 +400,7 @@ class FakeCloudRun:
         self._operations: dict[str, _Operation] = {}
         self._secrets: dict[str, _Secret] = {}
         self._faults: dict[str, deque[ApiError]] = {}
+        self._before: dict[str, deque[Callable[[], object]]] = {}
         self._start_failures: list[tuple[str, str | None]] = []
         self._apps: list[tuple[str, App]] = []
         self._calls: list[CallRecord] = []
@@ -436,6 +437,12 @@ class FakeCloudRun:
             self._faults.setdefault(rpc, deque()).extend(
                 ApiError(status, text) for _ in range(times)
             )
+
+    def before_next(self, rpc: str, action: Callable[[], object]) -> None:
+        """Runs ``action`` (say, an ``external_update``) just before the next call of ``rpc`` is
+        handled: another writer that slips in between a client's read and its write."""
+        with self._lock:
+            self._before.setdefault(rpc, deque()).append(action)
 
     def fail_to_start(self, image_contains: str, message: str | None = None) -> None:
         """Revisions whose image contains ``image_contains`` never become ready. ``message``
@@ -593,6 +600,9 @@ class FakeCloudRun:
                     )
                 if handler is None:
                     raise ApiError("NOT_FOUND", f"FakeCloudRun does not serve {method} {path}.")
+                before = self._before.get(rpc)
+                if before:
+                    before.popleft()()
                 faults = self._faults.get(rpc)
                 if faults:
                     raise faults.popleft()
