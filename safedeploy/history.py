@@ -104,6 +104,26 @@ def last_succeeded(releases: list[Release]) -> Release | None:
     return done[-1] if done else None
 
 
+def busy(service: str, holder: str, since: object, *, where: str, hint: str) -> SafedeployError:
+    """The one message for "someone else is deploying this service", whoever the holder is."""
+    return SafedeployError(
+        f"another deploy of {service} is running: {holder} since {since}", where=where, hint=hint
+    )
+
+
+def encode(release: Release) -> str:
+    """The one record format every store writes: JSON, keys sorted."""
+    return json.dumps(asdict(release), indent=2, sort_keys=True) + "\n"
+
+
+def decode(text: str) -> Release:
+    data = json.loads(text)
+    data["outcome"] = Outcome(data["outcome"])
+    data["owned"] = tuple(data["owned"])
+    data["probes"] = tuple(data["probes"])
+    return Release(**data)
+
+
 class FolderHistory:
     """Release records and the deploy lease of one service, in a local folder."""
 
@@ -111,25 +131,14 @@ class FolderHistory:
         self.folder = folder
 
     def save(self, release: Release) -> Release:
-        self.folder.mkdir(parents=True, exist_ok=True)
-        path = self.folder / f"{release.id}.json"
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(asdict(release), indent=2, sort_keys=True) + "\n")
-        tmp.replace(path)
+        _write(self.folder / f"{release.id}.json", encode(release))
         return release
 
     def releases(self) -> list[Release]:
         """All records, oldest first."""
         if not self.folder.is_dir():
             return []
-        records = []
-        for path in sorted(self.folder.glob("*.json")):
-            data = json.loads(path.read_text())
-            data["outcome"] = Outcome(data["outcome"])
-            data["owned"] = tuple(data["owned"])
-            data["probes"] = tuple(data["probes"])
-            records.append(Release(**data))
-        return records
+        return [decode(path.read_text()) for path in sorted(self.folder.glob("*.json"))]
 
     def last_succeeded(self) -> Release | None:
         return last_succeeded(self.releases())
@@ -150,9 +159,10 @@ class FolderHistory:
                     path.unlink(missing_ok=True)
                     continue
                 current = current or {}
-                raise SafedeployError(
-                    f"another deploy of {service} is running: "
-                    f"{current.get('holder', 'unknown')} since {current.get('since')}",
+                raise busy(
+                    service,
+                    current.get("holder", "unknown"),
+                    current.get("since"),
                     where=str(path),
                     hint="wait for it to finish; if it crashed elsewhere, remove the lease file",
                 ) from None
@@ -164,6 +174,27 @@ class FolderHistory:
             yield
         finally:
             path.unlink(missing_ok=True)
+
+    # A platform without revisions (App Runner) records each revision's configuration here.
+
+    def config_names(self) -> list[str]:
+        """The revisions with a recorded configuration, in name order (oldest first)."""
+        return sorted(path.stem for path in (self.folder / "configs").glob("*.json"))
+
+    def config(self, revision: str) -> dict[str, Any] | None:
+        path = self.folder / "configs" / f"{revision}.json"
+        return json.loads(path.read_text()) if path.is_file() else None
+
+    def save_config(self, revision: str, config: dict[str, Any]) -> None:
+        _write(self.folder / "configs" / f"{revision}.json", json.dumps(config, sort_keys=True))
+
+
+def _write(path: Path, text: str) -> None:
+    """Whole or not at all: a crash never leaves half a record."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
 
 
 def _read_lease(path: Path) -> dict[str, Any] | None:

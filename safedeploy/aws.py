@@ -1,0 +1,82 @@
+"""boto3 clients with one retry policy, and AWS errors turned into errors a user can act on.
+
+Credentials, region and endpoints come from botocore's own chain, so CI, a laptop and the
+loopback test doubles (AWS_ENDPOINT_URL_APPRUNNER, AWS_ENDPOINT_URL_S3, ...) need no code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+
+from safedeploy.errors import SafedeployError
+
+# Throttling and 5xx are retried with botocore's backoff; 5 attempts in all bound the wait.
+RETRIES = Config(
+    retries={"mode": "standard", "total_max_attempts": 5},
+    connect_timeout=10,
+    read_timeout=60,
+    user_agent_extra="safedeploy",
+)
+
+CREDENTIALS_HINT = (
+    "configure AWS credentials the usual way: AWS_PROFILE (after `aws configure` or "
+    "`aws sso login`), AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or a role in CI"
+)
+_HINTS = {
+    "AccessDenied": "grant the deploying identity this permission",
+    "AccessDeniedException": "grant the deploying identity this permission",
+    "ResourceNotFoundException": "check the name and the region",
+    "InvalidRequestException": "the request was refused as it is; nothing was changed by it",
+    "ExpiredTokenException": CREDENTIALS_HINT,
+    "UnrecognizedClientException": CREDENTIALS_HINT,
+}
+
+
+class Clients:
+    """boto3 clients from one session (credentials resolved once), made when first needed."""
+
+    def __init__(self) -> None:
+        self._session: Any = None
+        self._clients: dict[tuple[str, str | None], Any] = {}
+
+    def get(self, service: str, region: str | None) -> Any:
+        if self._session is None:
+            self._session = boto3.session.Session()
+        key = (service, region)
+        if key not in self._clients:
+            self._clients[key] = self._session.client(service, region_name=region, config=RETRIES)
+        return self._clients[key]
+
+
+def error_code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+@contextmanager
+def aws_errors(action: str, where: str) -> Iterator[None]:
+    """Turn what botocore raises during `action` on `where` into a SafedeployError (exit 1)."""
+    try:
+        yield
+    except (BotoCoreError, ClientError) as exc:
+        raise as_error(exc, action, where) from None
+
+
+def as_error(exc: BotoCoreError | ClientError, action: str, where: str) -> SafedeployError:
+    """What failed, with the API's own code and message, and what to do about it."""
+    if isinstance(exc, NoCredentialsError):
+        return SafedeployError(
+            f"cannot {action}: no AWS credentials found", where=where, hint=CREDENTIALS_HINT
+        )
+    if isinstance(exc, ClientError):
+        code = error_code(exc)
+        message = exc.response.get("Error", {}).get("Message") or "no message"
+        return SafedeployError(
+            f"cannot {action}: {code}: {message}", where=where, hint=_HINTS.get(code)
+        )
+    return SafedeployError(f"cannot {action}: {exc}", where=where)
