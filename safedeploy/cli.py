@@ -107,6 +107,11 @@ def cli(ctx: click.Context, debug: bool) -> None:
     help="Save the plan for `deploy --plan`.",
 )
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 2 when there are changes.")
+@click.option(
+    "--validate",
+    is_flag=True,
+    help="Also have the platform check the update without making it (cloudrun).",
+)
 def plan(
     manifests: tuple[Path, ...],
     env_name: str | None,
@@ -115,6 +120,7 @@ def plan(
     fmt: str,
     out: Path | None,
     detailed_exitcode: bool,
+    validate: bool,
 ) -> None:
     """Show what a deploy would change, without changing anything."""
     from safedeploy.deployer import plan_service
@@ -122,7 +128,10 @@ def plan(
     from safedeploy.render import render
 
     context = _context(state_dir)
-    plans = [plan_service(m, context.provider(m)) for m in _load(manifests, env_name, variables)]
+    plans = [
+        plan_service(m, context.provider(m), validate=validate)
+        for m in _load(manifests, env_name, variables)
+    ]
     click.echo(render(plans, fmt, color=_color()))  # type: ignore[arg-type]
     _step_summary(render(plans, "markdown"))
     if out:
@@ -145,6 +154,13 @@ def plan(
 )
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--no-rollback", is_flag=True, help="On failure, leave the new revision for a human.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    help="json: print what happened for scripts on stdout (the plan goes to stderr).",
+)
 def deploy(
     manifests: tuple[Path, ...],
     env_name: str | None,
@@ -153,6 +169,7 @@ def deploy(
     plan_file: Path | None,
     yes: bool,
     no_rollback: bool,
+    fmt: str,
 ) -> None:
     """Plan, confirm, apply, probe, and roll back by itself on failure."""
     from safedeploy.deployer import Deployer, plan_service
@@ -163,7 +180,8 @@ def deploy(
     loaded = _load(manifests, env_name, variables)
     providers = [context.provider(m) for m in loaded]
     plans = [plan_service(m, p) for m, p in zip(loaded, providers, strict=True)]
-    click.echo(render(plans, "text", color=_color()))
+    as_json = fmt == "json"
+    click.echo(render(plans, "text", color=_color()), err=as_json)
     if plan_file:
         saved = load_saved(plan_file)
         for p in plans:
@@ -181,14 +199,17 @@ def deploy(
     worst = ExitCode.OK
     results = []
     for manifest, provider, planned in zip(loaded, providers, plans, strict=True):
-        deployer = Deployer(manifest, provider, context.history(manifest), say=_say)
+        history = context.history(manifest)
+        deployer = Deployer(manifest, provider, history, say=_say, probe=context.probe(manifest))
         result = deployer.deploy(planned, rollback=not no_rollback)
         results.append(result)
         worst = max(worst, result.exit_code)
         if result.exit_code != ExitCode.OK:
             break
     for result in results:
-        click.echo(_describe_result(result))
+        click.echo(_describe_result(result), err=as_json)
+    if as_json:
+        click.echo(_results_json(results))
     _step_summary("\n".join(f"- {_describe_result(r)}" for r in results))
     sys.exit(worst)
 
@@ -201,6 +222,15 @@ def _confirm() -> None:
         )
     if not click.confirm("Apply these changes?", default=False):
         raise SafedeployError("cancelled; nothing was changed")
+
+
+def _results_json(results: Sequence[Any]) -> str:
+    """`deploy --format json`: per service the outcome, exit code, release id, revision and the
+    URL it answered on, the service URL, traffic before and after, and every probe with timings."""
+    from dataclasses import asdict
+
+    document = {"schema_version": 1, "results": [asdict(r) for r in results]}
+    return json.dumps(document, indent=2, sort_keys=True)
 
 
 def _describe_result(result: Any) -> str:
@@ -235,7 +265,13 @@ def rollback(
 
     context = _context(state_dir)
     (loaded,) = _load([manifest], env_name, variables)
-    deployer = Deployer(loaded, context.provider(loaded), context.history(loaded), say=_say)
+    deployer = Deployer(
+        loaded,
+        context.provider(loaded),
+        context.history(loaded),
+        say=_say,
+        probe=context.probe(loaded),
+    )
     result = deployer.rollback(to)
     click.echo(_describe_result(result))
     sys.exit(result.exit_code)
@@ -314,6 +350,54 @@ def lint(
         if not findings:
             click.echo(f"{manifest.path}: ok")
     sys.exit(ExitCode.FAILED if failed else ExitCode.OK)
+
+
+@cli.command("import")
+@click.option("--platform", type=click.Choice(["cloudrun", "apprunner"]), required=True)
+@click.option("--project", help="The Google Cloud project id (cloudrun).")
+@click.option("--region", required=True, help="The region, e.g. us-central1 or us-east-1.")
+@click.option("--service", required=True, help="The live service to import.")
+@click.option("--container", help="The container to manage, when there are sidecars.")
+def import_(
+    platform: str, project: str | None, region: str, service: str, container: str | None
+) -> None:
+    """Print a manifest of a live service: `import ... > manifests/SERVICE.yaml`."""
+    if platform == "apprunner":
+        from safedeploy.providers import apprunner
+
+        click.echo(apprunner.import_manifest(service, region, _context(None).aws()), nl=False)
+        return
+    if not project:
+        raise click.UsageError("--platform cloudrun needs --project")
+    from safedeploy.providers.cloudrun import import_manifest
+
+    click.echo(
+        import_manifest(_context(None).cloudrun(project, region, service, container)), nl=False
+    )
+
+
+@cli.command()
+@click.argument(
+    "script", type=click.Path(exists=True, dir_okay=False, allow_dash=True, path_type=Path)
+)
+@click.option(
+    "--out-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Write SERVICE.yaml files here instead of printing them.",
+)
+def convert(script: Path, out_dir: Path | None) -> None:
+    """Write manifests from the gcloud run / aws apprunner deploys of a script (- for stdin)."""
+    from safedeploy.convert import convert_file, write_manifests
+
+    manifests = convert_file(script)
+    for manifest in manifests:
+        for item in manifest.not_understood:
+            _say(f"{manifest.service}: not converted: {item}")
+    if out_dir is None:
+        click.echo("---\n".join(m.yaml for m in manifests), nl=False)
+    else:
+        for path in write_manifests(manifests, out_dir):
+            _say(f"wrote {path}")
 
 
 @cli.command()

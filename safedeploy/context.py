@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+import sys
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from safedeploy.errors import SafedeployError
 from safedeploy.history import FolderHistory, HistoryStore
@@ -13,20 +15,87 @@ from safedeploy.manifest import Manifest
 from safedeploy.model import Platform
 from safedeploy.providers.base import Provider
 
+if TYPE_CHECKING:
+    from safedeploy.aws import Clients
+    from safedeploy.history_s3 import S3History
+    from safedeploy.probes import ProbeResult
+    from safedeploy.providers.cloudrun import CloudRunProvider
+
 
 @dataclass
 class Context:
     state_dir: Path | None = None  # default: .safedeploy/ beside each manifest
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+    _aws: Clients | None = field(default=None, init=False, repr=False)
+    _cloudrun: dict[tuple[Any, ...], CloudRunProvider] = field(
+        default_factory=dict, init=False, repr=False
+    )
 
     def state_for(self, manifest: Manifest) -> Path:
         return self.state_dir or manifest.path.parent / ".safedeploy"
 
     def history(self, manifest: Manifest) -> HistoryStore:
+        if manifest.platform is Platform.CLOUDRUN:
+            from safedeploy.providers.cloudrun import CloudRunHistory
+
+            return CloudRunHistory(self._cloudrun_of(manifest), self._store(manifest))
+        return self._store(manifest)
+
+    def _store(self, manifest: Manifest) -> FolderHistory | S3History:
+        """`history: s3://BUCKET/PREFIX` in the manifest, else a folder in the state dir."""
+        if manifest.history and manifest.history.startswith("s3://"):
+            from safedeploy.history_s3 import S3History
+
+            return S3History(manifest.history, manifest.service, manifest.region, self.aws())
         return FolderHistory(self.state_for(manifest) / manifest.service / "history")
+
+    def aws(self) -> Clients:
+        """One boto3 session for every AWS client of this run (credentials resolved once)."""
+        from safedeploy.aws import Clients
+
+        if self._aws is None:
+            self._aws = Clients()
+        return self._aws
+
+    def seconds(self, name: str, default: float) -> float:
+        """A duration from the environment (SAFEDEPLOY_POLL_INTERVAL=0 makes tests fast)."""
+        text = self.environ.get(name)
+        try:
+            return default if text is None else max(0.0, float(text))
+        except ValueError:
+            raise SafedeployError(f"{name}={text!r} is not a number of seconds") from None
+
+    def cloudrun(
+        self, project: str, region: str, service: str, container: str | None = None
+    ) -> CloudRunProvider:
+        """One Cloud Run adapter per service and run: provider, history and probes share it."""
+        key = (project, region, service, container)
+        if key not in self._cloudrun:
+            from safedeploy.providers.cloudrun import CloudRunProvider
+
+            self._cloudrun[key] = CloudRunProvider(
+                project, region, service, container=container, environ=self.environ
+            )
+        return self._cloudrun[key]
+
+    def _cloudrun_of(self, manifest: Manifest) -> CloudRunProvider:
+        # load_manifest refuses a cloudrun manifest without project and region.
+        return self.cloudrun(
+            str(manifest.project), str(manifest.region), manifest.service, manifest.container
+        )
+
+    def probe(self, manifest: Manifest) -> Callable[[Manifest, str], list[ProbeResult]] | None:
+        """Probes that carry a Google ID token (`probe_auth: id-token`); None: plain probes."""
+        if manifest.probe_auth == "id-token" and manifest.platform is Platform.CLOUDRUN:
+            from safedeploy.providers.cloudrun import IdTokenProbe
+
+            return IdTokenProbe(self._cloudrun_of(manifest))
+        return None
 
     def provider(self, manifest: Manifest) -> Provider:
         """The platform adapter; cloud SDKs are imported only here, when a manifest needs them."""
+        if manifest.platform is Platform.CLOUDRUN:
+            return self._cloudrun_of(manifest)
         if manifest.platform is Platform.LOCAL:
             from safedeploy.providers.local import LocalProvider
 
@@ -38,8 +107,28 @@ class Context:
                 frozenset(last.owned) if last else frozenset(),
                 self.environ,
             )
+        if manifest.platform is Platform.APPRUNNER:
+            from safedeploy.providers import apprunner
+
+            store = self._store(manifest)
+            last = store.last_succeeded()
+            return apprunner.AppRunnerProvider(
+                manifest,
+                store,
+                frozenset(last.owned) if last else frozenset(),
+                self.aws(),
+                poll_interval=self.seconds("SAFEDEPLOY_POLL_INTERVAL", apprunner.POLL_INTERVAL),
+                timeout=self.seconds("SAFEDEPLOY_OPERATION_TIMEOUT", apprunner.OPERATION_TIMEOUT),
+                progress=_progress,
+            )
         raise SafedeployError(
             f"platform {manifest.platform} is not available in this version of safedeploy",
             where=str(manifest.path),
             hint="the local platform works today; cloudrun and apprunner are on their way",
         )
+
+
+def _progress(text: str) -> None:
+    """Waiting on a platform, shown only to a person at a terminal."""
+    if sys.stderr.isatty():
+        print(text, file=sys.stderr, flush=True)

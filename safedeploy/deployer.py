@@ -18,7 +18,7 @@ from safedeploy.manifest import Manifest
 from safedeploy.model import Revision
 from safedeploy.plan import Plan, build_plan
 from safedeploy.probes import ProbeResult, describe, run_probes
-from safedeploy.providers.base import Capabilities, Provider
+from safedeploy.providers.base import Capabilities, Provider, Validates
 
 Say = Callable[[str], None]
 
@@ -32,6 +32,7 @@ class DeployResult:
     exit_code: ExitCode
     release_id: str | None = None
     revision: str | None = None
+    revision_url: str | None = None  # where the new revision alone answered (a tag URL)
     url: str | None = None
     traffic_before: dict[str, int] = field(default_factory=dict)
     traffic_after: dict[str, int] = field(default_factory=dict)
@@ -68,11 +69,20 @@ def capability_findings(manifest: Manifest, capabilities: Capabilities) -> list[
     return []
 
 
-def plan_service(manifest: Manifest, provider: Provider) -> Plan:
-    """Read the live service and plan against it; the only provider calls are reads."""
+def plan_service(manifest: Manifest, provider: Provider, *, validate: bool = False) -> Plan:
+    """Read the live service and plan against it; the only provider calls are reads, and with
+    `validate` the update the platform checks without making it."""
     live = provider.read()
     plan = build_plan(manifest, live, capability_findings(manifest, provider.capabilities))
-    return replace(plan, findings=plan.findings + tuple(provider.preflight(plan.target)))
+    findings = [*plan.findings, *provider.preflight(plan.target)]
+    if validate and plan.has_changes:
+        if not isinstance(provider, Validates):
+            raise SafedeployError(
+                f"platform {manifest.platform} cannot check an update without making it",
+                hint="drop --validate",
+            )
+        findings += provider.validate(plan.live_fingerprint, plan.target, plan.owned)
+    return replace(plan, findings=tuple(findings))
 
 
 class Deployer:
@@ -128,7 +138,7 @@ class Deployer:
             candidate = self._wait(candidate)
             if self.provider.capabilities.candidate_url and candidate.url:
                 probes += self._probe(candidate.url, f"candidate {candidate.name}")
-            for percent in self._steps():
+            for percent in self._steps(plan.serving):
                 self.provider.route(self._split(plan.serving, candidate, percent))
                 self.say(f"{plan.service}: {candidate.name} serves {percent}%")
                 probes += self._probe(self._service_url(), f"the service at {percent}%")
@@ -136,8 +146,10 @@ class Deployer:
         except (Exception, KeyboardInterrupt) as exc:
             failure = _failure(exc)
             probes += failure.probes
-            return self._after_failure(release, plan, candidate, failure, probes, rollback)
-        return self._finish(release, Outcome.SUCCEEDED, ExitCode.OK, None, probes)
+            result = self._after_failure(release, plan, candidate, failure, probes, rollback)
+        else:
+            result = self._finish(release, Outcome.SUCCEEDED, ExitCode.OK, None, probes)
+        return replace(result, revision_url=candidate.url)
 
     def _wait(self, candidate: Revision) -> Revision:
         try:
@@ -150,9 +162,10 @@ class Deployer:
         self.say(f"{self.manifest.service}: revision {candidate.name} is ready")
         return ready
 
-    def _steps(self) -> list[int]:
+    def _steps(self, serving: dict[str, int]) -> list[int]:
+        """Canary steps share traffic with what served before; with nothing serving, 100 at once."""
         rollout = self.manifest.rollout
-        return rollout.steps if rollout.strategy == "canary" else [100]
+        return rollout.steps if rollout.strategy == "canary" and serving else [100]
 
     @staticmethod
     def _split(old: dict[str, int], candidate: Revision, percent: int) -> dict[str, int]:
@@ -212,6 +225,12 @@ class Deployer:
             if plan.serving:
                 self.provider.route(plan.serving)
             self.provider.discard(candidate)
+            serving = self.provider.read().traffic
+            if serving != plan.serving:
+                raise DeployFailed(
+                    f"the service serves {_describe_split(serving)}, "
+                    f"not {_describe_split(plan.serving)} as before"
+                )
             if plan.serving:
                 probes += self._probe(self._service_url(), "the restored service")
         except Exception as exc:
@@ -301,6 +320,10 @@ class Deployer:
             probes: list[ProbeResult] = []
             try:
                 self.provider.route({target: 100})
+            except SafedeployError as exc:  # one call refused: nothing changed
+                self.history.save(release.finished(Outcome.FAILED, exc.what))
+                raise
+            try:
                 self.provider.retire(Revision(target))
                 probes += self._probe(self._service_url(), f"revision {target}")
             except Exception as exc:
