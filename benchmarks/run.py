@@ -90,10 +90,16 @@ def plan_1000(folder: Path) -> dict[str, object]:
 
 
 def main() -> None:
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import apprunner
+    import cloudrun
+
     with tempfile.TemporaryDirectory() as tmp:
         figures = {
             "cold_start": cold_start(Path(tmp) / "state"),
             "plan_1000_variables": plan_1000(Path(tmp)),
+            "cloudrun_double": cloudrun.main(),
+            "apprunner_double": apprunner.main(),
         }
     print(json.dumps(figures, indent=2))
 
