@@ -58,11 +58,17 @@ def _manifest_paths(paths: Sequence[Path]) -> Iterator[Path]:
             yield path
 
 
-def _load(paths: Sequence[Path], env_name: str | None, variables: Sequence[str]) -> list[Any]:
+def _load(
+    paths: Sequence[Path], env_name: str | None, variables: Sequence[str], *, reading: bool = False
+) -> list[Any]:
+    """Load manifests; `reading` commands do not need the variables only a deploy uses."""
     from safedeploy.manifest import load_manifest
 
     values = _parse_vars(variables)
-    return [load_manifest(p, env_name=env_name, variables=values) for p in _manifest_paths(paths)]
+    return [
+        load_manifest(p, env_name=env_name, variables=values, reading=reading)
+        for p in _manifest_paths(paths)
+    ]
 
 
 def _context(state_dir: Path | None) -> Any:
@@ -264,7 +270,7 @@ def rollback(
     from safedeploy.deployer import Deployer
 
     context = _context(state_dir)
-    (loaded,) = _load([manifest], env_name, variables)
+    (loaded,) = _load([manifest], env_name, variables, reading=True)
     deployer = Deployer(
         loaded,
         context.provider(loaded),
@@ -285,7 +291,7 @@ def history(
 ) -> None:
     """List the releases of the service, oldest first."""
     context = _context(state_dir)
-    (loaded,) = _load([manifest], env_name, variables)
+    (loaded,) = _load([manifest], env_name, variables, reading=True)
     releases = context.history(loaded).releases()
     if not releases:
         click.echo(f"{loaded.service}: no releases yet")
@@ -306,7 +312,7 @@ def status(
 ) -> None:
     """Show what serves now: revisions and traffic, the URL, owned names and drift."""
     context = _context(state_dir)
-    (loaded,) = _load([manifest], env_name, variables)
+    (loaded,) = _load([manifest], env_name, variables, reading=True)
     live = context.provider(loaded).read()
     if not live.exists:
         click.echo(f"{loaded.service}: not deployed")

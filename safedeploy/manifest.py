@@ -299,6 +299,7 @@ _PLATFORM_NEEDS = {
 
 _VAR = re.compile(r"\$\$\{|\$\{(?P<name>[^}]*)(?P<close>\}?)")
 _VAR_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_DEPLOY_ONLY = {"image", "command", "env"}  # keys a command that only reads never uses
 _NUMBER = ("expected a whole number", "write a whole number, like 3 or 8080")
 _MAPPING = ("expected a mapping", "write `key: value` lines indented under it")
 _PLAIN_TYPES = {  # pydantic's type errors, said plainly: (what, hint); "got ..." is added
@@ -334,10 +335,13 @@ def load_manifest(
     env_name: str | None = None,
     variables: Mapping[str, str] = {},
     environ: Mapping[str, str] | None = None,
+    reading: bool = False,
 ) -> Manifest:
     """Parse, overlay `environments[env_name]`, fill ${VARS}, validate: all of it or an error.
 
     `variables` (the --var flags) win over `environ` (default: the process environment).
+    `reading`: for commands that only read the service (status, history, rollback), an unset
+    variable in what only a deploy uses (image, command, env) stays as written.
     """
     doc = _Doc(path)
     data = doc.parse()
@@ -355,7 +359,8 @@ def load_manifest(
             doc.focus(name, merged_lines)
             doc.check_keys(merged)
     doc.focus(env_name, selected_lines)
-    filled = doc.interpolate(selected, "", variables, os.environ if environ is None else environ)
+    environ = os.environ if environ is None else environ
+    filled = doc.interpolate(selected, "", variables, environ, reading=reading)
     manifest = doc.validate(filled)
     doc.check_platform(manifest)
     return manifest
@@ -574,16 +579,24 @@ class _Doc:
         return self.error("environments", f"--env {name}: no such environment", hint=hint)
 
     def interpolate(
-        self, value: Any, key: str, variables: Mapping[str, str], environ: Mapping[str, str]
+        self,
+        value: Any,
+        key: str,
+        variables: Mapping[str, str],
+        environ: Mapping[str, str],
+        *,
+        reading: bool = False,
     ) -> Any:
         """Fill ${NAME} in every string value (never in keys); `$${` is a literal `${`."""
         if isinstance(value, dict):
             return {
-                k: self.interpolate(v, _join(key, k), variables, environ) for k, v in value.items()
+                k: self.interpolate(v, _join(key, k), variables, environ, reading=reading)
+                for k, v in value.items()
             }
         if isinstance(value, list):
             return [
-                self.interpolate(v, _join(key, i), variables, environ) for i, v in enumerate(value)
+                self.interpolate(v, _join(key, i), variables, environ, reading=reading)
+                for i, v in enumerate(value)
             ]
         if not isinstance(value, str):
             return value
@@ -601,6 +614,8 @@ class _Doc:
                     hint="names are letters, digits and _; write $${ for a literal ${",
                 )
             filled = variables[name] if name in variables else environ.get(name)
+            if not filled and reading and key.partition(".")[0] in _DEPLOY_ONLY:
+                return match[0]
             if not filled:  # never an empty string: that is how `image: repo:` gets deployed
                 state = "is not set" if filled is None else "is set but empty"
                 raise self.error(

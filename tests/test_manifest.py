@@ -489,3 +489,18 @@ def test_yaml_anchors_and_merge_keys_load(tmp_path: Path) -> None:
     assert manifest.env == {"MODE": "staging", "LOG_LEVEL": "debug"}
     assert manifest.region == "eu"
     assert manifest.lines["region"] == 9
+
+
+def test_reading_commands_keep_unset_variables_that_only_a_deploy_uses(tmp_path: Path) -> None:
+    path = tmp_path / "m.yaml"
+    path.write_text(
+        "service: api\nplatform: cloudrun\nproject: ${PROJECT}\nregion: r\n"
+        "image: repo/api:${IMAGE_TAG}\nenv:\n  GREETING: ${GREETING}\n"
+    )
+    manifest = load_manifest(path, variables={"PROJECT": "p"}, environ={}, reading=True)
+    assert manifest.image == "repo/api:${IMAGE_TAG}"
+    assert manifest.env == {"GREETING": "${GREETING}"}
+    with pytest.raises(SafedeployError, match="variable PROJECT is not set"):
+        load_manifest(path, environ={}, reading=True)  # the service's address is still needed
+    with pytest.raises(SafedeployError, match="variable IMAGE_TAG is not set"):
+        load_manifest(path, variables={"PROJECT": "p"}, environ={})
