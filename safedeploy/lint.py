@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 from urllib.parse import unquote
 
 from safedeploy.manifest import Manifest
 from safedeploy.merge import Action, MergeResult
-from safedeploy.model import Platform
+from safedeploy.model import Platform, ServiceSpec
 from safedeploy.redact import is_sensitive_name, looks_like_credential
 
 
@@ -172,11 +172,18 @@ def _credential(manifest: Manifest, name: str, value: str) -> str | None:
 
 
 def _cloudsql(manifest: Manifest, name: str, value: str) -> str | None:
-    """SD105: a socket path to an unattached instance fails on the first query, not at deploy."""
-    sockets = {unquote(m) for m in _CLOUDSQL.findall(value)}
-    if not sockets:
+    """SD105: a socket path to an unattached instance fails on the first query, not at deploy.
+
+    A manifest that leaves cloudsql_instances as it is live is judged at plan time instead
+    (lint_target), against the instances the service will have.
+    """
+    if manifest.settings.cloudsql_instances is None:
         return None
-    missing = sorted(sockets - set(manifest.settings.cloudsql_instances or ()))
+    return _unattached(value, manifest.settings.cloudsql_instances)
+
+
+def _unattached(value: str, attached: Iterable[str]) -> str | None:
+    missing = sorted({unquote(m) for m in _CLOUDSQL.findall(value)} - set(attached))
     if not missing:
         return None
     return (
@@ -310,3 +317,15 @@ def lint_merge(manifest: Manifest, merged: MergeResult) -> list[Finding]:
                 if (problem := check(manifest, name, value))
             )
     return findings
+
+
+def lint_target(manifest: Manifest, target: ServiceSpec) -> list[Finding]:
+    """SD105 for a manifest that leaves cloudsql_instances as live: judged against the target."""
+    if manifest.settings.cloudsql_instances is not None:
+        return []
+    attached = target.settings.get("cloudsql_instances") or ()
+    return [
+        _finding(manifest, "SD105", f"env.{name}", f"{name} {problem}")
+        for name, value in manifest.env.items()
+        if (problem := _unattached(value, attached))
+    ]

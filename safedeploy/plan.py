@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from safedeploy.errors import SafedeployError
-from safedeploy.lint import Finding, Severity, lint_manifest, lint_merge
+from safedeploy.lint import Finding, Severity, lint_manifest, lint_merge, lint_target
 from safedeploy.manifest import Manifest
 from safedeploy.merge import Action, Decision, merge_env
 from safedeploy.model import LiveService, SecretRef, ServiceSpec
@@ -189,7 +189,12 @@ def build_plan(
         settings=settings,
     )
     changes = field_changes(live_spec, target)
-    findings = (*lint_manifest(manifest), *lint_merge(manifest, merged), *extra_findings)
+    findings = (
+        *lint_manifest(manifest),
+        *lint_merge(manifest, merged),
+        *lint_target(manifest, target),
+        *extra_findings,
+    )
     if not live.exists:
         action = PlanAction.CREATE
     elif changes or any(d.action not in _UNCHANGED for d in merged.decisions):

@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from safedeploy.lint import RULES, Finding, Severity, lint_manifest, lint_merge
+from safedeploy.lint import RULES, Finding, Severity, lint_manifest, lint_merge, lint_target
 from safedeploy.manifest import Manifest, Settings
 from safedeploy.merge import MergeResult, merge_env
-from safedeploy.model import EnvValue, SecretRef
+from safedeploy.model import EnvValue, SecretRef, ServiceSpec
 
 CANARY = "sk_live_CANARY0123456789abcdef"
 LINES = {
@@ -101,7 +101,10 @@ MANIFEST_FAILS = {
     ),
     "SD105 unattached instance": (
         "SD105",
-        {"env": {"VALUE": "postgresql://u@/db?host=/cloudsql/proj:us-central1:main"}},
+        {
+            "env": {"VALUE": "postgresql://u@/db?host=/cloudsql/proj:us-central1:main"},
+            "settings": Settings(cloudsql_instances=[]),
+        },
         "env.VALUE",
         6,
         "proj:us-central1:main",
@@ -268,7 +271,7 @@ def test_canary_never_appears_in_any_finding() -> None:
         unmanaged="fail",
     )
     live: dict[str, EnvValue] = {"STRAY": CANARY, "OTHER": f"http://127.0.0.1/{CANARY}\n"}
-    findings = [*lint_manifest(m), *lint_merge(m, merged(m, live))]
+    findings = [*lint_manifest(m), *lint_merge(m, merged(m, live)), *lint_target(m, ServiceSpec())]
     kept = manifest(unmanaged="keep")
     findings += lint_merge(kept, merged(kept, live))
     assert codes(findings) == set(RULES)
@@ -279,3 +282,13 @@ def test_canary_never_appears_in_any_finding() -> None:
 def test_rule_table_documents_every_code() -> None:
     assert list(RULES) == [f"SD{n}" for n in range(100, 110)]
     assert all(rule.summary and rule.hint for rule in RULES.values())
+
+
+def test_sd105_left_to_live_is_judged_against_the_target() -> None:
+    """A manifest that does not declare cloudsql_instances keeps the live ones: judge those."""
+    m = manifest(env={"DATABASE_URL": "postgresql://u@/db?host=/cloudsql/proj:r:main"})
+    assert "SD105" not in codes(lint_manifest(m))
+    attached = ServiceSpec(settings={"cloudsql_instances": ["proj:r:main"]})
+    assert lint_target(m, attached) == []
+    finding = only(lint_target(m, ServiceSpec()), "SD105")
+    assert finding.key == "env.DATABASE_URL" and "proj:r:main" in finding.message
