@@ -7,7 +7,7 @@ import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, assert_never
 
 from safedeploy.errors import SafedeployError
 from safedeploy.history import FolderHistory, HistoryStore
@@ -121,11 +121,7 @@ class Context:
                 timeout=self.seconds("SAFEDEPLOY_OPERATION_TIMEOUT", apprunner.OPERATION_TIMEOUT),
                 progress=_progress,
             )
-        raise SafedeployError(
-            f"platform {manifest.platform} is not available in this version of safedeploy",
-            where=str(manifest.path),
-            hint="the local platform works today; cloudrun and apprunner are on their way",
-        )
+        assert_never(manifest.platform)
 
 
 def _progress(text: str) -> None:

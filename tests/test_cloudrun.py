@@ -17,7 +17,6 @@ from safedeploy.providers.cloudrun import (
     CloudRunProvider,
     IdTokenProbe,
     Pace,
-    _yaml,
     owned_names,
 )
 
@@ -145,12 +144,9 @@ def test_id_token_probes_carry_a_token_for_the_service_url(
     assert seen == [f"Bearer token-for-{url}"] * 2
 
 
-def test_owned_names_and_yaml_values() -> None:
+def test_owned_names() -> None:
     assert owned_names(" B,A,, C ") == frozenset({"A", "B", "C"})
     assert owned_names("") == frozenset()
-    assert _yaml("hello ${NAME}") == '"hello $${NAME}"'
-    assert _yaml({"team": "a", "n": 2}) == '{"team": "a", "n": 2}'
-    assert _yaml(["p:r:db"]) == '["p:r:db"]'
 
 
 def test_an_unreachable_endpoint_is_retried_then_named() -> None:

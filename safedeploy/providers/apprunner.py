@@ -28,17 +28,17 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-import yaml
 from botocore.exceptions import ClientError
 
 from safedeploy.aws import Clients, aws_errors, error_code
 from safedeploy.errors import ExitCode, SafedeployError
 from safedeploy.history import busy
+from safedeploy.importer import manifest_text
 from safedeploy.lint import Finding, Severity
 from safedeploy.manifest import Manifest
 from safedeploy.model import EnvValue, LiveService, Revision, SecretRef, ServiceSpec
 from safedeploy.providers.base import Capabilities
-from safedeploy.redact import MASK, is_sensitive, shown
+from safedeploy.redact import is_sensitive, shown
 
 Json = dict[str, Any]
 
@@ -690,11 +690,7 @@ def _public(host: str) -> bool:
 
 
 def import_manifest(service: str, region: str, clients: Clients) -> str:
-    """The manifest of a live service: `import` then `plan` shows no changes.
-
-    Sensitive plain values are left out (unmanaged: keep keeps them live) and listed in a
-    comment, so the printed manifest holds no secret.
-    """
+    """The manifest of a live service: `import` then `plan` shows no changes."""
     api = clients.get("apprunner", region)
     where = f"App Runner service {service} in {region}"
     arn = find_service(api, service, where)
@@ -702,25 +698,5 @@ def import_manifest(service: str, region: str, clients: Clients) -> str:
         raise SafedeployError(f"there is no {where}", hint="check --service and --region")
     with aws_errors("describe the service", arn):
         spec = _spec(api.describe_service(ServiceArn=arn)["Service"])
-    plain = {k: v for k, v in sorted(spec.env.items()) if isinstance(v, str)}
-    held = [k for k, v in plain.items() if is_sensitive(k, v)]
-    sections: Json = {
-        "command": list(spec.command),
-        "env": {k: v for k, v in plain.items() if k not in held},
-        "secrets": {k: v.secret for k, v in sorted(spec.env.items()) if isinstance(v, SecretRef)},
-        "settings": dict(spec.settings),
-    }
-    document: Json = {
-        "service": service,
-        "platform": "apprunner",
-        "region": region,
-        "image": spec.image,
-    }
-    document.update({k: v for k, v in sections.items() if v})
-    header = f"# Imported from {arn}\n"
-    if held:
-        header += (
-            f"# Kept live and not written here, as plain values that look sensitive "
-            f"({MASK}): {', '.join(held)}; move them to secrets:\n"
-        )
-    return header + yaml.safe_dump(document, sort_keys=False, default_flow_style=False)
+    address = {"service": service, "platform": "apprunner", "region": region}
+    return manifest_text(arn, address, spec)

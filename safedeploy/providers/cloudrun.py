@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import json
-import re
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import asdict, dataclass
@@ -34,12 +33,12 @@ import requests
 
 from safedeploy.errors import SafedeployError
 from safedeploy.history import HistoryStore, Outcome, Release, last_succeeded, new_release_id
+from safedeploy.importer import manifest_text
 from safedeploy.lint import Finding, Severity
 from safedeploy.manifest import Manifest
 from safedeploy.model import EnvValue, LiveService, Revision, SecretRef, ServiceSpec
 from safedeploy.probes import ProbeResult, run_probes
 from safedeploy.providers.base import Capabilities
-from safedeploy.redact import is_sensitive
 
 RUN_ENDPOINT = "CLOUDSDK_API_ENDPOINT_OVERRIDES_RUN"
 SECRETS_ENDPOINT = "CLOUDSDK_API_ENDPOINT_OVERRIDES_SECRETMANAGER"
@@ -1013,73 +1012,20 @@ def _interrupted(service: str, release_id: str, revision: Any) -> Release:
 
 
 def import_manifest(provider: CloudRunProvider) -> str:
-    """A manifest of the live service: env, secrets as references, settings, a probe stub.
-
-    A plain value that looks sensitive is never copied: it is a comment with SD104, and the plan
-    keeps it live (unmanaged) until it moves to Secret Manager.
-    """
+    """A manifest of the live service: `import` then `plan` shows no changes."""
     service = provider._get()
     if service is None:
         raise SafedeployError(
             f"{provider.resource} does not exist", hint="check --project, --region and --service"
         )
-    spec = spec_of(service, provider.container)
-    lines = [
-        f"# Imported from {provider.resource} by `safedeploy import`; review it, then plan.",
-        f"service: {provider.service}",
-        "platform: cloudrun",
-        f"project: {_yaml(provider.project)}",
-        f"region: {_yaml(provider.region)}",
-        f"image: {_yaml(spec.image)}",
-    ]
+    container = None
     if len(service.template.containers) > 1:
-        name = _container(service.template, provider.container).name
-        lines.append(f"container: {_yaml(name)}")
-    plain = {n: v for n, v in sorted(spec.env.items()) if isinstance(v, str)}
-    held = [n for n, v in plain.items() if is_sensitive(n, v)]
-    lines += [
-        f"# {n}: not copied, the live value looks like a credential (SD104); "
-        "move it to Secret Manager and list it under secrets:"
-        for n in held
-    ]
-    lines += _block("env", {n: _yaml(v) for n, v in plain.items() if n not in held})
-    secrets = {n: v for n, v in sorted(spec.env.items()) if isinstance(v, SecretRef)}
-    lines += _block(
-        "secrets",
-        {
-            n: f"{{secret: {_yaml(r.secret)}, version: {_yaml(r.version)}}}"
-            for n, r in secrets.items()
-        },
-    )
-    lines += _block("settings", {k: _yaml(v) for k, v in sorted(spec.settings.items())})
-    lines += [
-        "# probes:",
-        "#   - name: health",
-        "#     path: /health",
-        "#     expect: {status: 200}",
-    ]
-    return "\n".join(lines) + "\n"
-
-
-_PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-
-
-def _block(key: str, entries: Mapping[str, str]) -> list[str]:
-    if not entries:
-        return []
-    return [f"{key}:", *(f"  {_yaml_key(k)}: {v}" for k, v in entries.items())]
-
-
-def _yaml_key(name: str) -> str:
-    return name if _PLAIN_KEY.fullmatch(name) else _yaml(name)
-
-
-def _yaml(value: Any) -> str:
-    """JSON is YAML: quoted strings keep their exact text; `${` is escaped from interpolation."""
-    if isinstance(value, str):
-        return json.dumps(value.replace("${", "$${"))
-    if isinstance(value, list):
-        return "[" + ", ".join(_yaml(v) for v in value) + "]"
-    if isinstance(value, dict):
-        return "{" + ", ".join(f"{_yaml(k)}: {_yaml(v)}" for k, v in value.items()) + "}"
-    return json.dumps(value)
+        container = _container(service.template, provider.container).name
+    address = {
+        "service": provider.service,
+        "platform": "cloudrun",
+        "project": provider.project,
+        "region": provider.region,
+        "container": container,
+    }
+    return manifest_text(provider.resource, address, spec_of(service, provider.container))

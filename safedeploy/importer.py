@@ -1,0 +1,61 @@
+"""`safedeploy import`: the manifest of a live service, so adoption starts from what runs.
+
+One writer for every platform: each provider supplies where the service is and its spec.
+A plain value that looks sensitive is never written; it is named in a comment with SD104 and
+stays live (unmanaged: keep) until it moves to the platform's secret store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import yaml
+
+from safedeploy.model import SecretRef, ServiceSpec
+from safedeploy.redact import is_sensitive
+
+PROBE_STUB = """\
+# probes:
+#   - name: health
+#     path: /health
+#     expect: {status: 200}
+"""
+
+
+def manifest_text(source: str, address: Mapping[str, Any], spec: ServiceSpec) -> str:
+    """YAML for `address` (service, platform, project, region, ...) and the live spec."""
+    plain = {n: v for n, v in sorted(spec.env.items()) if isinstance(v, str)}
+    held = [n for n, v in plain.items() if is_sensitive(n, v)]
+    document: dict[str, Any] = {k: v for k, v in address.items() if v is not None}
+    document["image"] = spec.image
+    sections = {
+        "command": list(spec.command),
+        "env": {n: v for n, v in plain.items() if n not in held},
+        "secrets": {n: _secret(v) for n, v in sorted(spec.env.items()) if isinstance(v, SecretRef)},
+        "settings": dict(sorted(spec.settings.items())),
+    }
+    document.update({k: v for k, v in sections.items() if v})
+    header = f"# Imported from {source} by `safedeploy import`; review it, then plan.\n"
+    header += "".join(
+        f"# {n}: not copied, the live value looks like a credential (SD104); "
+        "move it to the secret store and list it under secrets:\n"
+        for n in held
+    )
+    body = yaml.safe_dump(_escaped(document), sort_keys=False, default_flow_style=False)
+    return header + body + PROBE_STUB
+
+
+def _secret(ref: SecretRef) -> Any:
+    return ref.secret if ref.version == "latest" else {"secret": ref.secret, "version": ref.version}
+
+
+def _escaped(value: Any) -> Any:
+    """A live `${` is text, not a variable: write it as `$${` so loading gives it back."""
+    if isinstance(value, str):
+        return value.replace("${", "$${")
+    if isinstance(value, list):
+        return [_escaped(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _escaped(v) for k, v in value.items()}
+    return value
