@@ -39,6 +39,8 @@ class MemoryPlatform:
             raise self.faults.pop(name)
 
     def read(self) -> LiveService:
+        if not self.traffic:
+            return LiveService("api", None, str(self.generation))
         active = max(self.traffic, key=lambda n: self.traffic[n])
         return LiveService(
             "api",
@@ -263,3 +265,22 @@ def test_rollback_command_routes_to_the_revision_before_the_last_release(tmp_pat
     assert platform.traffic == {"api-old": 100}
     assert [r.kind for r in history.releases()] == ["deploy", "rollback"]
     assert history.releases()[-1].traffic_before == {first.revision: 100}
+
+
+def test_a_first_deploy_that_cannot_be_taken_back_needs_a_human(tmp_path: Path) -> None:
+    """Like Cloud Run: a new service serves its first revision at once and cannot serve nothing."""
+    platform = MemoryPlatform()
+    platform.specs, platform.traffic = {}, {}
+    original = platform.apply
+
+    def create_serving(*args: object) -> Revision:
+        revision = original(*args)  # type: ignore[arg-type]
+        platform.traffic = {revision.name: 100}
+        platform.broken.add(revision.name)
+        return revision
+
+    platform.apply = create_serving  # type: ignore[method-assign]
+    result, history = run(tmp_path, platform, manifest(tmp_path))
+    assert result.exit_code is ExitCode.NEEDS_HUMAN
+    assert f"serves {result.revision} 100%, not nothing as before" in (result.message or "")
+    assert history.releases()[-1].outcome is Outcome.ROLLBACK_FAILED
