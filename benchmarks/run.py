@@ -93,6 +93,7 @@ def main() -> None:
     sys.path.insert(0, str(ROOT / "benchmarks"))
     import apprunner
     import cloudrun
+    import fleet
 
     with tempfile.TemporaryDirectory() as tmp:
         figures = {
@@ -100,6 +101,7 @@ def main() -> None:
             "plan_1000_variables": plan_1000(Path(tmp)),
             "cloudrun_double": cloudrun.main(),
             "apprunner_double": apprunner.main(),
+            "fleet_of_20_cloudrun": fleet.main(),
         }
     print(json.dumps(figures, indent=2))
 

@@ -6,6 +6,7 @@ loopback test doubles (AWS_ENDPOINT_URL_APPRUNNER, AWS_ENDPOINT_URL_S3, ...) nee
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -39,19 +40,27 @@ _HINTS = {
 
 
 class Clients:
-    """boto3 clients from one session (credentials resolved once), made when first needed."""
+    """boto3 clients from one session (credentials resolved once), made when first needed.
+
+    Services deployed together call `get` from several threads: a boto3 client is thread-safe,
+    a session is not, so clients are made one at a time under a lock.
+    """
 
     def __init__(self) -> None:
         self._session: Any = None
         self._clients: dict[tuple[str, str | None], Any] = {}
+        self._lock = threading.Lock()
 
     def get(self, service: str, region: str | None) -> Any:
-        if self._session is None:
-            self._session = boto3.session.Session()
         key = (service, region)
-        if key not in self._clients:
-            self._clients[key] = self._session.client(service, region_name=region, config=RETRIES)
-        return self._clients[key]
+        with self._lock:
+            if self._session is None:
+                self._session = boto3.session.Session()
+            if key not in self._clients:
+                self._clients[key] = self._session.client(
+                    service, region_name=region, config=RETRIES
+                )
+            return self._clients[key]
 
 
 def error_code(exc: ClientError) -> str:

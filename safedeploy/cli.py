@@ -37,6 +37,16 @@ def manifest_inputs(func: F) -> F:
     return func
 
 
+parallel_option = click.option(
+    "--parallel",
+    type=click.IntRange(min=1),
+    default=4,
+    show_default=True,
+    metavar="N",
+    help="Work on up to N services at once (deploys in depends_on order).",
+)
+
+
 def _parse_vars(pairs: Sequence[str]) -> dict[str, str]:
     variables = {}
     for pair in pairs:
@@ -86,11 +96,12 @@ def _color() -> bool:
 
 
 def _step_summary(markdown: str) -> None:
-    """Append to the GitHub Actions job summary when running there."""
+    """Append to the GitHub Actions job summary when running there; a blank line after it keeps
+    the next block (a deploy after its plan) from running into a list or a table."""
     path = os.environ.get("GITHUB_STEP_SUMMARY")
     if path:
         with open(path, "a") as handle:
-            handle.write(markdown + "\n")
+            handle.write(markdown + "\n\n")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -118,6 +129,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
     is_flag=True,
     help="Also have the platform check the update without making it (cloudrun).",
 )
+@parallel_option
 def plan(
     manifests: tuple[Path, ...],
     env_name: str | None,
@@ -127,17 +139,15 @@ def plan(
     out: Path | None,
     detailed_exitcode: bool,
     validate: bool,
+    parallel: int,
 ) -> None:
     """Show what a deploy would change, without changing anything."""
-    from safedeploy.deployer import plan_service
+    from safedeploy.fleet import Fleet
     from safedeploy.plan import save_plans
     from safedeploy.render import render
 
-    context = _context(state_dir)
-    plans = [
-        plan_service(m, context.provider(m), validate=validate)
-        for m in _load(manifests, env_name, variables)
-    ]
+    loaded = _load(manifests, env_name, variables)
+    plans = Fleet(_context(state_dir), loaded, parallel=parallel).plan(validate=validate)
     click.echo(render(plans, fmt, color=_color()))  # type: ignore[arg-type]
     _step_summary(render(plans, "markdown"))
     if out:
@@ -167,6 +177,7 @@ def plan(
     default="text",
     help="json: print what happened for scripts on stdout (the plan goes to stderr).",
 )
+@parallel_option
 def deploy(
     manifests: tuple[Path, ...],
     env_name: str | None,
@@ -176,48 +187,36 @@ def deploy(
     yes: bool,
     no_rollback: bool,
     fmt: str,
+    parallel: int,
 ) -> None:
-    """Plan, confirm, apply, probe, and roll back by itself on failure."""
-    from safedeploy.deployer import Deployer, plan_service
-    from safedeploy.plan import check_saved, load_saved
-    from safedeploy.render import render
+    """Plan, confirm, apply, probe, and roll back by itself on failure.
 
-    context = _context(state_dir)
+    Every service is planned before any is deployed; a service whose dependency failed is
+    skipped. The exit code is the worst of the services' (4 > 3 > 1 > 0)."""
+    from safedeploy.fleet import Fleet, worst
+    from safedeploy.progress import display
+    from safedeploy.render import render, render_runs
+
     loaded = _load(manifests, env_name, variables)
-    providers = [context.provider(m) for m in loaded]
-    plans = [plan_service(m, p) for m, p in zip(loaded, providers, strict=True)]
+    fleet = Fleet(_context(state_dir), loaded, parallel=parallel)
+    plans = fleet.plan()
     as_json = fmt == "json"
     click.echo(render(plans, "text", color=_color()), err=as_json)
     if plan_file:
-        saved = load_saved(plan_file)
-        for p in plans:
-            if p.service not in saved:
-                raise SafedeployError(
-                    f"the saved plan has no service {p.service}", where=str(plan_file)
-                )
-            check_saved(p, saved[p.service], plan_file)
+        fleet.check_saved(plans, plan_file)
     if not all(p.ok for p in plans):
         raise SafedeployError(
             "the plan has errors; nothing was changed", hint="fix the findings above"
         )
     if any(p.has_changes for p in plans) and not yes:
         _confirm()
-    worst = ExitCode.OK
-    results = []
-    for manifest, provider, planned in zip(loaded, providers, plans, strict=True):
-        history = context.history(manifest)
-        deployer = Deployer(manifest, provider, history, say=_say, probe=context.probe(manifest))
-        result = deployer.deploy(planned, rollback=not no_rollback)
-        results.append(result)
-        worst = max(worst, result.exit_code)
-        if result.exit_code != ExitCode.OK:
-            break
-    for result in results:
-        click.echo(_describe_result(result), err=as_json)
+    with display(fleet.services, terminal=sys.stderr.isatty(), write=_say) as progress:
+        runs = fleet.deploy(plans, rollback=not no_rollback, progress=progress)
+    click.echo("\n" + render_runs(runs, "text"), err=as_json)
     if as_json:
-        click.echo(_results_json(results))
-    _step_summary("\n".join(f"- {_describe_result(r)}" for r in results))
-    sys.exit(worst)
+        click.echo(render_runs(runs, "json"))
+    _step_summary(render_runs(runs, "markdown"))
+    sys.exit(worst(runs))
 
 
 def _confirm() -> None:
@@ -228,15 +227,6 @@ def _confirm() -> None:
         )
     if not click.confirm("Apply these changes?", default=False):
         raise SafedeployError("cancelled; nothing was changed")
-
-
-def _results_json(results: Sequence[Any]) -> str:
-    """`deploy --format json`: per service the outcome, exit code, release id, revision and the
-    URL it answered on, the service URL, traffic before and after, and every probe with timings."""
-    from dataclasses import asdict
-
-    document = {"schema_version": 1, "results": [asdict(r) for r in results]}
-    return json.dumps(document, indent=2, sort_keys=True)
 
 
 def _describe_result(result: Any) -> str:

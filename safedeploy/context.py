@@ -17,6 +17,7 @@ from safedeploy.providers.base import Provider
 
 if TYPE_CHECKING:
     from safedeploy.aws import Clients
+    from safedeploy.deployer import OnAttempt
     from safedeploy.history_s3 import S3History
     from safedeploy.probes import ProbeResult
     from safedeploy.providers.cloudrun import CloudRunProvider
@@ -84,16 +85,23 @@ class Context:
             str(manifest.project), str(manifest.region), manifest.service, manifest.container
         )
 
-    def probe(self, manifest: Manifest) -> Callable[[Manifest, str], list[ProbeResult]] | None:
+    def probe(
+        self, manifest: Manifest, on_attempt: OnAttempt | None = None
+    ) -> Callable[[Manifest, str], list[ProbeResult]] | None:
         """Probes that carry a Google ID token (`probe_auth: id-token`); None: plain probes."""
         if manifest.probe_auth == "id-token" and manifest.platform is Platform.CLOUDRUN:
             from safedeploy.providers.cloudrun import IdTokenProbe
 
-            return IdTokenProbe(self._cloudrun_of(manifest))
+            return IdTokenProbe(self._cloudrun_of(manifest), on_attempt=on_attempt)
         return None
 
-    def provider(self, manifest: Manifest) -> Provider:
-        """The platform adapter; cloud SDKs are imported only here, when a manifest needs them."""
+    def provider(
+        self, manifest: Manifest, progress: Callable[[str], None] | None = None
+    ) -> Provider:
+        """The platform adapter; cloud SDKs are imported only here, when a manifest needs them.
+
+        `progress` takes a platform's waiting lines (App Runner); by default a terminal shows them.
+        """
         if manifest.platform is Platform.CLOUDRUN:
             return self._cloudrun_of(manifest)
         if manifest.platform is Platform.LOCAL:
@@ -119,7 +127,7 @@ class Context:
                 self.aws(),
                 poll_interval=self.seconds("SAFEDEPLOY_POLL_INTERVAL", apprunner.POLL_INTERVAL),
                 timeout=self.seconds("SAFEDEPLOY_OPERATION_TIMEOUT", apprunner.OPERATION_TIMEOUT),
-                progress=_progress,
+                progress=progress or _progress,
             )
         assert_never(manifest.platform)
 

@@ -14,13 +14,14 @@ from datetime import UTC, datetime
 from safedeploy.errors import ExitCode, SafedeployError
 from safedeploy.history import HistoryStore, Outcome, Release, git_commit, new_release_id, who
 from safedeploy.lint import Finding, Severity
-from safedeploy.manifest import Manifest
+from safedeploy.manifest import Manifest, ProbeSpec
 from safedeploy.model import Revision
 from safedeploy.plan import Plan, build_plan
 from safedeploy.probes import ProbeResult, describe, run_probes
 from safedeploy.providers.base import Capabilities, Provider, Validates
 
 Say = Callable[[str], None]
+OnAttempt = Callable[[ProbeSpec, int, str | None], None]  # probe, attempt number, why it failed
 
 
 @dataclass(frozen=True)
@@ -94,12 +95,14 @@ class Deployer:
         *,
         say: Say,
         probe: Callable[[Manifest, str], list[ProbeResult]] | None = None,
+        on_attempt: OnAttempt | None = None,
     ) -> None:
         self.manifest = manifest
         self.provider = provider
         self.history = history
         self.say = say
-        self.probe = probe or (lambda m, url: run_probes(m.probes, url))
+        # `on_attempt` lets a terminal show each probe attempt live; a given `probe` runs its own.
+        self.probe = probe or (lambda m, url: run_probes(m.probes, url, on_attempt=on_attempt))
 
     # -- deploy ------------------------------------------------------------------------------
 
@@ -191,8 +194,8 @@ class Deployer:
             return []
         self.say(f"{self.manifest.service}: probing {what}")
         results = self.probe(self.manifest, url)
-        for result in results:
-            self.say(f"  {describe(result)}")
+        for result in results:  # every line names its service: deploys of several interleave
+            self.say(f"{self.manifest.service}:   {describe(result)}")
         failed = [r for r in results if not r.ok]
         if failed:
             raise DeployFailed(

@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import asdict, dataclass
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import requests
 
@@ -39,6 +39,9 @@ from safedeploy.manifest import Manifest
 from safedeploy.model import EnvValue, LiveService, Revision, SecretRef, ServiceSpec
 from safedeploy.probes import ProbeResult, run_probes
 from safedeploy.providers.base import Capabilities
+
+if TYPE_CHECKING:
+    from safedeploy.deployer import OnAttempt
 
 RUN_ENDPOINT = "CLOUDSDK_API_ENDPOINT_OVERRIDES_RUN"
 SECRETS_ENDPOINT = "CLOUDSDK_API_ENDPOINT_OVERRIDES_SECRETMANAGER"
@@ -646,14 +649,19 @@ class IdTokenProbe:
 
     The token's audience is the service's own run.app URL, which Cloud Run accepts on every URL of
     the service. `fetch` (audience -> token) is google-auth's unless a test replaces it; a token
-    is fetched once per audience and reused (they last an hour).
+    is fetched once per audience and reused (they last an hour). `on_attempt` sees each attempt,
+    as the deployer's plain probes let it.
     """
 
     def __init__(
-        self, provider: CloudRunProvider, fetch: Callable[[str], str] | None = None
+        self,
+        provider: CloudRunProvider,
+        fetch: Callable[[str], str] | None = None,
+        on_attempt: OnAttempt | None = None,
     ) -> None:
         self.provider = provider
         self.fetch = fetch or _fetch_id_token
+        self.on_attempt = on_attempt
         self._tokens: dict[str, str] = {}
 
     def __call__(self, manifest: Manifest, url: str) -> list[ProbeResult]:
@@ -662,7 +670,7 @@ class IdTokenProbe:
             self._tokens[audience] = self.fetch(audience)
         with requests.Session() as session:
             session.headers["Authorization"] = f"Bearer {self._tokens[audience]}"
-            return run_probes(manifest.probes, url, session=session)
+            return run_probes(manifest.probes, url, session=session, on_attempt=self.on_attempt)
 
 
 def _fetch_id_token(audience: str) -> str:

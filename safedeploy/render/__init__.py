@@ -1,11 +1,14 @@
-"""Renderers format plans; they decide nothing. Each leads with the verdict."""
+"""Renderers format plans and deploy results; they decide nothing. Each leads with the verdict."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from safedeploy.plan import Plan
+
+if TYPE_CHECKING:
+    from safedeploy.fleet import ServiceRun
 
 Format = Literal["text", "markdown", "json"]
 
@@ -22,3 +25,18 @@ def render(plans: Sequence[Plan], fmt: Format, *, color: bool = False) -> str:
     from safedeploy.render.text import render_text
 
     return render_text(plans, color=color)
+
+
+def render_runs(runs: Sequence[ServiceRun], fmt: Format) -> str:
+    """What a deploy did, per service: outcome, revision, duration, exit code."""
+    if fmt == "json":
+        from safedeploy.render.json import render_runs_json
+
+        return render_runs_json(runs)
+    if fmt == "markdown":
+        from safedeploy.render.markdown import render_runs_markdown
+
+        return render_runs_markdown(runs)
+    from safedeploy.render.text import render_runs_text
+
+    return render_runs_text(runs)

@@ -32,16 +32,40 @@
       .salt / .digest       str: a salted HMAC of what apply will send, to check a saved plan
 
 The counts the text and markdown renderers quote come from here too, so all three formats agree.
+
+`deploy --format json` (render_runs_json), one key a line below:
+
+    schema_version          int: 1
+    exit_code               int: the process exit code, the worst of the services'
+    results[]               one object per service, in the order given
+      .service              str: the service name
+      .outcome              str: succeeded | unchanged | failed | rolled-back | rollback-failed |
+                            left-failed | skipped (a service it depends on failed)
+      .exit_code            int: 0 | 1 | 3 | 4, as for the process
+      .seconds              float: how long its deploy took (0 when skipped)
+      .release_id           str | null: the release record written for it
+      .revision             str | null: the revision it created
+      .revision_url         str | null: where that revision alone answered (a tag URL)
+      .url                  str | null: the service URL
+      .traffic_before/after {revision: percent}: the split before and after
+      .probes[]             each probe: name, url, ok, attempts, status, latency_ms, elapsed_ms,
+                            error, method
+      .message              str | null: what failed, and what serves now
 """
 
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import asdict
+from typing import TYPE_CHECKING, Any
 
 from safedeploy.merge import Action
 from safedeploy.plan import Plan, PlanAction, plans_document
+
+if TYPE_CHECKING:
+    from safedeploy.fleet import ServiceRun
 
 ACTION = {PlanAction.CREATE: "create", PlanAction.UPDATE: "update", PlanAction.NONE: "no change"}
 _REMOVED = (Action.REMOVED_OWNED, Action.REMOVED_LISTED, Action.REMOVED_UNMANAGED)
@@ -72,6 +96,38 @@ def overall(plans: Sequence[Plan]) -> str:
     words = f"{totals['services']} services: {totals['changed']} to change, "
     words += f"{totals['unchanged']} unchanged"
     return " · ".join([words, *finding_counts(totals["errors"], totals["warnings"])])
+
+
+def render_runs_json(runs: Sequence[ServiceRun]) -> str:
+    """`deploy --format json`, as the module's docstring lists it."""
+    from safedeploy.fleet import worst
+
+    results = [{**asdict(r.result), "seconds": round(r.seconds, 3)} for r in runs]
+    document = {"schema_version": 1, "exit_code": worst(runs), "results": results}
+    return json.dumps(document, indent=2, sort_keys=True)
+
+
+def deploy_verdict(runs: Sequence[ServiceRun]) -> str:
+    """`3 services: 1 succeeded, 1 rolled-back, 1 skipped · exit 3`."""
+    from safedeploy.fleet import worst
+    from safedeploy.history import Outcome
+
+    counts = Counter(r.result.outcome for r in runs)
+    words = ", ".join(f"{counts[o]} {o.value}" for o in Outcome if counts[o])
+    return f"{plural(len(runs), 'service')}: {words} · exit {int(worst(runs))}"
+
+
+def run_row(run: ServiceRun) -> tuple[str, str, str, str, str]:
+    """service, outcome, revision, duration, exit code: one line of a deploy's summary."""
+    result = run.result
+    took = "-" if result.outcome.value == "skipped" else f"{run.seconds:.1f}s"
+    return (
+        run.service,
+        result.outcome.value,
+        result.revision or "-",
+        took,
+        str(int(result.exit_code)),
+    )
 
 
 def finding_counts(errors: int, warnings: int) -> list[str]:

@@ -2,18 +2,33 @@
 
 Below the verdict, each service lists only what moves: changed variables and fields, kept drift
 and findings. Sections longer than FOLD_AFTER rows fold into <details> so the verdict stays in view.
+Of many services, those with nothing to show share one line at the end. A deploy's results are
+one table (the GitHub job summary).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from safedeploy.lint import Finding
 from safedeploy.merge import Action
 from safedeploy.plan import Plan
-from safedeploy.render.json import ACTION, as_text, finding_counts, overall, plural, tally, visible
+from safedeploy.render.json import (
+    ACTION,
+    as_text,
+    deploy_verdict,
+    finding_counts,
+    overall,
+    plural,
+    run_row,
+    tally,
+    visible,
+)
+
+if TYPE_CHECKING:
+    from safedeploy.fleet import ServiceRun
 
 FOLD_AFTER = 10
 
@@ -36,11 +51,22 @@ def render_markdown(plans: Sequence[Plan]) -> str:
     errors = sum(len(p.errors) for p in plans)
     if errors:
         lines += ["", f"> **Will not deploy:** fix the {plural(errors, 'error')} below first."]
+    quiet = [p for p in plans if _quiet(p)] if len(plans) > 1 else []
     for plan in plans:
+        if plan in quiet:
+            continue
         if len(plans) > 1:
             lines += ["", f"### {plan.service} ({plan.platform}) — {_verdict(plan)}"]
         lines += _service(plan)
+    if quiet:
+        names = ", ".join(f"{_code(p.service)} ({p.platform})" for p in quiet)
+        lines += ["", f"**No change:** {names}"]
     return "\n".join(lines)
+
+
+def _quiet(plan: Plan) -> bool:
+    """Nothing to change, to flag or to report as drift: a name in a list says it all."""
+    return not (plan.has_changes or plan.findings or plan.count(Action.KEPT_UNMANAGED))
 
 
 def _verdict(plan: Plan) -> str:
@@ -106,3 +132,29 @@ def _code(text: str) -> str:
     fence = "`" * (max((len(run) for run in re.findall("`+", text)), default=0) + 1)
     pad = " " if text[:1] == "`" or text[-1:] == "`" or text[:1] == text[-1:] == " " else ""
     return f"{fence}{pad}{visible(text)}{pad}{fence}"
+
+
+def render_runs_markdown(runs: Sequence[ServiceRun]) -> str:
+    """The verdict, one row per service, then what each one that has a message said."""
+    lines = [f"**safedeploy deploy** — {deploy_verdict(runs)}", ""]
+    lines += [_row("Service", "Outcome", "Revision", "Time", "Exit"), _row(*["---"] * 5)]
+    for run in runs:
+        service, outcome, revision, took, code = run_row(run)
+        failed = run.result.exit_code != 0
+        lines.append(
+            _row(
+                _code(service),
+                f"**{outcome}**" if failed else outcome,
+                "" if revision == "-" else _code(revision),
+                took,
+                code,
+            )
+        )
+    notes = [run for run in runs if run.result.message]
+    if notes:
+        lines.append("")
+    for run in notes:
+        first, *rest = str(run.result.message).splitlines()
+        lines.append(f"- {_code(run.service)}: {visible(first)}")
+        lines += [f"  {visible(line.strip())}" for line in rest]
+    return "\n".join(lines)

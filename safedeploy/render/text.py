@@ -8,11 +8,24 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING
 
 from safedeploy.lint import Finding, Severity
 from safedeploy.merge import Action, Decision
 from safedeploy.plan import FieldChange, Plan
-from safedeploy.render.json import ACTION, as_text, overall, plural, tally, visible
+from safedeploy.render.json import (
+    ACTION,
+    as_text,
+    deploy_verdict,
+    overall,
+    plural,
+    run_row,
+    tally,
+    visible,
+)
+
+if TYPE_CHECKING:
+    from safedeploy.fleet import ServiceRun
 
 # One output line: pieces of text, each with a rich style ("" for none).
 Line = tuple[tuple[str, str], ...]
@@ -109,3 +122,23 @@ def _finding(f: Finding) -> Iterator[Line]:
     yield ("  ", ""), (f.severity.value, style), (" ", ""), (visible(f"{head}: {f.message}"), "")
     if f.hint:
         yield ((visible(f"    hint: {f.hint}"), "dim"),)
+
+
+def render_runs_text(runs: Sequence[ServiceRun]) -> str:
+    """The verdict, a table of the services, then what each one that has a message said."""
+    rows = [("SERVICE", "OUTCOME", "REVISION", "TIME", "EXIT"), *map(run_row, runs)]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    table = [
+        "  " + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    ]
+    notes = [line for run in runs for line in _note(run)]
+    return "\n".join([deploy_verdict(runs), *table, *notes])
+
+
+def _note(run: ServiceRun) -> list[str]:
+    """`service: message`, its later lines (a hint) indented below."""
+    if not run.result.message:
+        return []
+    first, *rest = run.result.message.splitlines()
+    return [visible(f"{run.service}: {first}"), *(f"  {visible(line)}" for line in rest)]

@@ -50,7 +50,8 @@ Simplified:
 
 - Responses spell enums as names even when numbers are asked for; the client reads both.
 - No IAM on the admin API: any credentials pass unless ``token=`` is set, then only that bearer.
-- Reconciliation advances only when an operation is polled (``operation_polls``), never with time.
+- Reconciliation advances only when an operation is polled (``operation_polls``), and after
+  ``operation_latency`` seconds when that is set; never by time alone.
 - Only secret-level IAM bindings count; a secret added without bindings is readable by anyone.
 - Secret versions resolve when a revision is created, as if all its instances started then.
 - Names carry project ids where the real API sometimes answers with project numbers.
@@ -262,6 +263,7 @@ class _Service:
 class _Operation:
     resource: Json
     polls_left: int
+    done_after: float  # time.monotonic() before which no poll finds it done
     finish: Callable[
         [], Json
     ]  # runs once at completion; returns {"response": ...} or {"error": ...}
@@ -371,8 +373,10 @@ class FakeCloudRun:
     ``operation_polls``: how many GetOperation calls an operation answers ``done: false`` before it
     completes (0: mutations answer a finished operation). Until then the service is
     ``reconciling`` and its new revision not yet ready. ``latency``: seconds added to every API
-    call. ``app``: the app every revision runs unless ``set_app`` says otherwise. ``token``: if set,
-    API calls must carry ``Authorization: Bearer <token>``. ``seed`` fixes generated names.
+    call. ``operation_latency``: seconds of wall time an operation takes before a poll can find it
+    done (on top of ``operation_polls``), like a real rollout's minutes. ``app``: the app every
+    revision runs unless ``set_app`` says otherwise. ``token``: if set, API calls must carry
+    ``Authorization: Bearer <token>``. ``seed`` fixes generated names.
 
     Every service gets its own loopback listener (its ``uri``), which splits requests among the
     serving revisions by percent, deterministically; every traffic tag gets one too (the ``uri``
@@ -385,12 +389,14 @@ class FakeCloudRun:
         *,
         operation_polls: int = 0,
         latency: float = 0.0,
+        operation_latency: float = 0.0,
         app: App = default_app,
         token: str | None = None,
         seed: int | None = None,
     ) -> None:
         self.operation_polls = operation_polls
         self.latency = latency
+        self.operation_latency = operation_latency
         self.token = token
         self._default_app = app
         self._lock = threading.RLock()
@@ -762,7 +768,7 @@ class FakeCloudRun:
             _SERVICE_TYPE,
             copy.deepcopy(svc.resource),
             lambda: self._finish_service(name, brought_up),
-            polls=0 if settle_now else self.operation_polls,
+            polls=0 if settle_now else None,
         )
 
     def _revision_for(
@@ -999,13 +1005,15 @@ class FakeCloudRun:
     ) -> Json:
         location = "/".join(resource_name.split("/")[:4])
         name = f"{location}/operations/{uuid.uuid4()}"
+        latency = self.operation_latency if polls is None else 0.0
         op = _Operation(
             resource={"name": name, "metadata": {"@type": type_url, **metadata}, "done": False},
             polls_left=self.operation_polls if polls is None else polls,
+            done_after=time.monotonic() + latency,
             finish=finish,
         )
         self._operations[name] = op
-        if op.polls_left <= 0:
+        if op.polls_left <= 0 and not latency:
             self._complete(op)
         return copy.deepcopy(op.resource)
 
@@ -1020,7 +1028,7 @@ class FakeCloudRun:
             raise ApiError("NOT_FOUND", f"Operation {name} not found.")
         if not op.resource["done"]:
             op.polls_left -= 1
-            if op.polls_left <= 0:
+            if op.polls_left <= 0 and time.monotonic() >= op.done_after:
                 self._complete(op)
         return copy.deepcopy(op.resource)
 
