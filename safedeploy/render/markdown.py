@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from safedeploy.lint import Finding
 from safedeploy.merge import Action
 from safedeploy.plan import Plan
-from safedeploy.render.json import (
+from safedeploy.render.wording import (
     ACTION,
     as_text,
     deploy_verdict,

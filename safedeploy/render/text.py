@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from safedeploy.lint import Finding, Severity
 from safedeploy.merge import Action, Decision
 from safedeploy.plan import FieldChange, Plan
-from safedeploy.render.json import (
+from safedeploy.render.wording import (
     ACTION,
     as_text,
     deploy_verdict,
