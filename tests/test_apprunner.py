@@ -21,12 +21,11 @@ from typing import Any
 import boto3
 import pytest
 import requests
-from click.testing import CliRunner
+from clirun import Done, run_cli
 from fakes.apprunner import AppRequest, AppResponse, FakeAppRunner
 from moto.server import ThreadedMotoServer
 
 from safedeploy.aws import Clients
-from safedeploy.cli import cli
 from safedeploy.errors import SafedeployError
 from safedeploy.history import who
 from safedeploy.history_s3 import S3History
@@ -67,13 +66,6 @@ probes:
 
 
 @dataclass
-class Done:
-    code: int
-    out: str
-    err: str
-
-
-@dataclass
 class Aws:
     """The double, moto, seeding clients, and the CLI with everything it printed."""
 
@@ -87,15 +79,9 @@ class Aws:
         return boto3.client(service, region_name="us-east-1")
 
     def run(self, *args: str) -> Done:
-        """The CLI as `safedeploy.cli:main` runs it: SafedeployError becomes its exit code."""
-        result = CliRunner().invoke(cli, list(args))
-        code, err, exc = result.exit_code, result.stderr, result.exception
-        if isinstance(exc, SafedeployError):
-            code, err = int(exc.exit_code), f"{err}error: {exc}\n"
-        elif exc is not None and not isinstance(exc, SystemExit):
-            raise exc
-        self.transcript += [result.stdout, err]
-        return Done(code, result.stdout, err)
+        done = run_cli(*args)
+        self.transcript += [done.out, done.err]
+        return done
 
     def manifest(self, body: str, name: str = "notify.yaml") -> Path:
         path = self.root / name

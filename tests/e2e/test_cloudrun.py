@@ -14,14 +14,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from unittest import mock
 
 import pytest
 import requests
-from click.testing import CliRunner
+from clirun import Done, run_cli
 from fakes.cloudrun import AppRequest, AppResponse, FakeCloudRun, failing_health_app
-
-from safedeploy.cli import main
 
 NAME = "projects/demo/locations/us-central1/services/api"
 ACCOUNT = "api@demo.iam.gserviceaccount.com"
@@ -56,13 +53,6 @@ OUTPUT_ONLY = {
 
 
 @dataclass
-class Done:
-    code: int
-    out: str
-    err: str
-
-
-@dataclass
 class Cloud:
     """The double, a folder for manifests and state, and every output the CLI printed."""
 
@@ -83,17 +73,7 @@ class Cloud:
         }
 
     def run(self, *args: str) -> Done:
-        """`safedeploy ARGS...` through the one place that maps errors to exit codes."""
-        with (
-            CliRunner().isolation(env=self.env()) as (out, err, _),
-            mock.patch.object(sys, "argv", ["safedeploy", *args]),
-        ):
-            try:
-                main()
-                code = 0
-            except SystemExit as exc:
-                code = exc.code if isinstance(exc.code, int) else 1
-            done = Done(code, out.getvalue().decode(), err.getvalue().decode())
+        done = run_cli(*args, env=self.env())
         self.transcript += [done.out, done.err]
         return done
 
