@@ -242,6 +242,8 @@ class Deployer:
                 release, Outcome.ROLLBACK_FAILED, ExitCode.NEEDS_HUMAN, message, probes
             )
         message = f"{failure.reason}; rolled back, serving {_describe_split(plan.serving)} again"
+        if not plan.serving:
+            message = f"{failure.reason}; rolled back: nothing served before and nothing serves now"
         return self._finish(release, Outcome.ROLLED_BACK, ExitCode.ROLLED_BACK, message, probes)
 
     def _start_release(
