@@ -98,13 +98,11 @@ def test_incident_apprunner_update_service_loads_and_lints_clean(tmp_path: Path)
     converted = script("deploy-notify.sh")
     assert (converted.service, converted.platform) == ("notify-api", "apprunner")
     assert converted.not_understood == (
-        "--source-configuration AutoDeploymentsEnabled (line 3)",
-        '--health-check-configuration={"Protocol": "HTTP",\n'
-        '                                  "Path": "/health"} (line 3)',
+        "--source-configuration AutoDeploymentsEnabled=false (line 3)",
+        "--health-check-configuration Protocol=HTTP (line 3)",
+        "--health-check-configuration Path=/health (line 3)",
     )
-    assert '#   --health-check-configuration={"Protocol": "HTTP", "Path": "/health"} (line 3)' in (
-        converted.yaml
-    )
+    assert "#   --health-check-configuration Path=/health (line 3)\n" in converted.yaml
     manifest = load(converted, tmp_path, IMAGE_TAG="v7")
     assert manifest.region == "us-east-1"
     assert manifest.image == "123456789012.dkr.ecr.us-east-1.amazonaws.com/notify-api:v7"
@@ -138,7 +136,8 @@ def test_apprunner_create_service_from_a_file_with_the_default_region(tmp_path: 
     assert "region: ${AWS_REGION}  # the AWS CLI's default region" in converted.yaml
     assert "export AWS_PROFILE=prod" in converted.yaml
     assert converted.not_understood == (
-        "--source-configuration AuthenticationConfiguration.AccessRoleArn (line 1)",
+        "--source-configuration AuthenticationConfiguration.AccessRoleArn="
+        "arn:aws:iam::123456789012:role/apprunner-ecr (line 1)",
     )
     manifest = load(converted, tmp_path, AWS_REGION="eu-west-1")
     assert manifest.region == "eu-west-1"
@@ -155,10 +154,8 @@ def test_apprunner_service_name_and_region_come_from_the_arn() -> None:
     )
     assert (data(converted)["service"], data(converted)["region"]) == ("api", "eu-west-1")
     assert data(converted)["image"] == "${IMAGE}"  # an update that keeps the image
-    assert converted.not_understood == (
-        "--instance-configuration: not a JSON object (the CLI's shorthand is not read) (line 1)",
-        "--health-check-configuration=Path=/up (line 1)",
-    )
+    assert data(converted)["settings"] == {"cpu": "1 vCPU"}
+    assert converted.not_understood == ("--health-check-configuration Path=/up (line 1)",)
 
 
 # --- gcloud's flags ---

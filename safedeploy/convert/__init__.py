@@ -97,7 +97,9 @@ def _read(script: Script, line: int, words: list[str]) -> None:
     if not tools:
         return
     tool = words[tools[0]].rpartition("/")[2]
-    positionals, flags = parse_flags(words[tools[0] + 1 :])
+    positionals, flags = parse_flags(
+        words[tools[0] + 1 :], aws.LISTS if tool == "aws" else frozenset()
+    )
     if tool == "gcloud" and positionals[:1] in (["alpha"], ["beta"]):
         positionals = positionals[1:]
     verbs = gcloud.VERBS if tool == "gcloud" else aws.VERBS

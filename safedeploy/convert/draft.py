@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from safedeploy.convert.shell import ShellText
-from safedeploy.redact import is_sensitive_name, looks_like_credential
+from safedeploy.convert.shell import ShellText, hidden
+from safedeploy.redact import is_sensitive_name
 
 _PUBLIC_MARKERS = ("PUBLIC", "PUBLISHABLE")  # names public by design, as lint's SD104 has it
 
@@ -45,10 +45,13 @@ class Draft:
         self.unknown.append(f"{text} (line {self.lines[-1]})")
 
     def set_env(self, name: str, value: str, origin: str) -> None:
-        """A plain value, unless it is a credential: then a secret to create, and no value."""
+        """A plain value, unless it may be a credential: then a secret to create, and no value.
+
+        `password=` inside a DSN counts, since a manifest is committed where many can read it.
+        """
         self._declare(name)
         sensitive = is_sensitive_name(name) and not any(m in name.upper() for m in _PUBLIC_MARKERS)
-        if not (looks_like_credential(value) or (sensitive and value)):
+        if not (hidden(value) or (sensitive and value)):
             self.env[name] = value
             return
         then = "name it here" if self.platform == "cloudrun" else "put its ARN here"

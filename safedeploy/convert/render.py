@@ -104,11 +104,17 @@ def _list(key: str, items: list[str]) -> list[str]:
 
 
 def _comments(title: str, items: list[str]) -> list[str]:
-    """A titled comment block, each item on one line of words, wrapped to the manifest's width."""
+    """A titled comment block, each item wrapped between words only, so an ARN stays whole."""
     wrapped = [
         f"#   {part}"
         for item in items
-        for part in textwrap.wrap(" ".join(item.split()), 94, subsequent_indent="  ")
+        for part in textwrap.wrap(
+            " ".join(item.split()),
+            94,
+            subsequent_indent="  ",
+            break_on_hyphens=False,
+            break_long_words=False,
+        )
     ]
     return [f"# {title}", *wrapped] if items else []
 

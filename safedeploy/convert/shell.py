@@ -22,6 +22,7 @@ SHELL = re.compile(
 _BRACED = re.compile(r"[#!]?(?P<name>[A-Za-z_][A-Za-z0-9_]*|[0-9]+)(?P<rest>.*)", re.DOTALL)
 PLACEHOLDER = re.compile(r"(?<!\$)\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _ASSIGNED = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)=")
+_OPTION = re.compile(r"(?<![\w-])--?([A-Za-z][A-Za-z0-9_-]*)")  # `--token` in `--args=--token,x`
 _REDIRECT = re.compile(r"(?:[0-9]*|&)(?:>>?|<)&?(?P<target>.*)", re.DOTALL)
 
 # Flags that take no value (besides --no-* and --clear-*): the word after one is not its value.
@@ -151,8 +152,9 @@ def without_redirections(words: list[str]) -> list[str]:
     return kept
 
 
-def parse_flags(words: list[str]) -> tuple[list[str], Flags]:
-    """Positional words, and (flag, value) pairs: `--flag=value`, `--flag value`, or a switch."""
+def parse_flags(words: list[str], lists: frozenset[str] = frozenset()) -> tuple[list[str], Flags]:
+    """Positional words, and (flag, value) pairs: `--flag=value`, `--flag value`, or a switch;
+    a flag in `lists` takes every word up to the next flag, each as a pair of its own."""
     positionals: list[str] = []
     flags: Flags = []
     i = 0
@@ -167,6 +169,10 @@ def parse_flags(words: list[str]) -> tuple[list[str], Flags]:
             flags.append((name, value))
         elif name in _SWITCHES or name.startswith(("--no-", "--clear-")):
             flags.append((name, None))
+        elif name in lists and i < len(words) and not words[i].startswith("-"):
+            while i < len(words) and not words[i].startswith("-"):
+                flags.append((name, words[i]))
+                i += 1
         elif i < len(words) and not words[i].startswith("-"):
             flags.append((name, words[i]))
             i += 1
@@ -226,13 +232,19 @@ class ShellText:
         if value is None:
             return flag
         text = self.raw(value)
-        hidden = (
-            is_sensitive_name(flag)
-            or looks_like_credential(text)
-            or any(is_sensitive_name(name) for name in _ASSIGNED.findall(text))
-        )
-        shown = MASK if hidden else text
+        shown = MASK if hidden(text, flag) else text
         return f"{flag}={shown}" if flag else shown
+
+
+def hidden(text: str, name: str = "") -> bool:
+    """Whether text may hold a credential: by its name, its shape, or a name inside it
+    (`password=...`, `--token ...`), so that it is neither copied nor shown."""
+    return (
+        is_sensitive_name(name)
+        or looks_like_credential(text)
+        or any(is_sensitive_name(inner) for inner in _ASSIGNED.findall(text))
+        or any(is_sensitive_name(option) for option in _OPTION.findall(text))
+    )
 
 
 def whole(text: str) -> int | str | None:
