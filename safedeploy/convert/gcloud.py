@@ -94,6 +94,19 @@ def _flag(script: Script, draft: Draft, flag: str, value: str | None) -> bool:
         case ("--remove-env-vars" | "--remove-secrets", str()):
             for name in _items(value):
                 draft.drop(name)
+        case ("--labels", str()):
+            labels = _labels(script, value)
+            if labels is None:
+                return False
+            settings["labels"] = labels
+        case ("--update-labels", str()) if "labels" in settings:
+            labels = _labels(script, value)
+            if labels is None:
+                return False
+            settings["labels"].update(labels)
+        case ("--remove-labels", str()) if "labels" in settings:
+            for name in _items(value):
+                settings["labels"].pop(name, None)
         case _:
             return False
     return True
@@ -108,6 +121,15 @@ def _env(script: Script, draft: Draft, flag: str, value: str) -> None:
             draft.set_env(name, script.shell.text(text, name), "the script")
         else:
             draft.not_understood(f"{flag} item {script.shell.shown(item)}: not NAME=VALUE")
+
+
+def _labels(script: Script, value: str) -> dict[str, str] | None:
+    """`KEY=VALUE,...`, or None. The manifest's labels are the whole set, so --update-labels and
+    --remove-labels are carried only after a --labels, and listed otherwise."""
+    items = [item.partition("=") for item in _items(value)]
+    if not all(key and equals for key, equals, _ in items):
+        return None
+    return {key: script.shell.text(text, key) for key, _, text in items}
 
 
 def _env_file(script: Script, draft: Draft, value: str) -> bool:

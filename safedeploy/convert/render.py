@@ -133,6 +133,9 @@ def _todo(name: str) -> str:
 def _setting(value: Any) -> str:
     if isinstance(value, list):
         return _flow(value)
+    if isinstance(value, dict):
+        pairs = (f"{_scalar(k, flow=True)}: {_scalar(v, flow=True)}" for k, v in value.items())
+        return "{" + ", ".join(pairs) + "}"
     return str(value) if isinstance(value, int) else _scalar(value)
 
 
