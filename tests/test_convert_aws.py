@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 import yaml
+from clirun import run_cli
 
 from safedeploy.convert import ConvertedManifest, convert_script
 from safedeploy.lint import lint_manifest
@@ -186,3 +187,13 @@ def test_credentials_in_shorthand_are_never_copied() -> None:
         "--tags[0].Key=api_token (line 1)",
         "--tags[0].Value=x (line 1)",
     )
+
+
+def test_the_cli_says_on_stderr_what_it_did_not_convert(tmp_path: Path) -> None:
+    done = run_cli("convert", str(SCRIPTS / "create-growth.sh"), "--out-dir", str(tmp_path))
+    assert done.code == 0, done.err
+    said = done.err.splitlines()
+    written = (tmp_path / "growth-api.yaml").read_text()
+    for item in one((SCRIPTS / "create-growth.sh").read_text()).not_understood:
+        assert f"growth-api: not converted: {item}" in said
+        assert f"#   {item.removesuffix(' (line 4)')}" in written  # maybe wrapped before (line 4)
