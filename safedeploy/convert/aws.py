@@ -43,7 +43,10 @@ _WORDS = {
     "cpu": {str(int(n * 1024)): f"{n:g} vCPU" for n in (0.25, 0.5, 1, 2, 4)},
     "memory": {str(int(gb * 1024)): f"{gb:g} GB" for gb in (0.5, 1, 2, 3, 4, 6, 8, 10, 12)},
 }
-_HELD = re.compile("[\ue000-\uf8ff]")  # a shell expansion, held aside while shorthand is parsed
+# While shorthand is parsed, each shell expansion, and each private-use character already there,
+# is held aside as one private-use character; afterwards each is put back.
+_HELD = re.compile("[\ue000-\uf8ff]")
+_TO_HOLD = re.compile(f"{SHELL.pattern}|{_HELD.pattern}")
 
 
 class _Unreadable(Exception):
@@ -190,8 +193,8 @@ def _structure(script: Script, draft: Draft, flag: str, value: str) -> tuple[Any
     stay shell text, a file's with every `$` literal. None, listed, when it cannot be read."""
     origin = "the script"
     try:
-        if value.startswith("file://"):
-            origin = script.shell.raw(value).removeprefix("file://").rpartition("/")[2]
+        if value.startswith(("file://", "fileb://")):
+            origin = script.shell.raw(value).rpartition("/")[2]
             value = _file(script, value)
         if looks_like_json(value):
             return json.loads(value, strict=False), origin
@@ -211,18 +214,22 @@ def _shorthand(script: Script, value: str) -> dict[str, Any]:
     held: list[str] = []
 
     def hold(match: re.Match[str]) -> str:
+        if len(held) > 0xF8FF - 0xE000:
+            raise _Unreadable("too many shell expansions to read")
         held.append(match[0])
         return chr(0xE000 + len(held) - 1)
 
     def put_back(text: str) -> str:
         return _HELD.sub(lambda m: held[ord(m[0]) - 0xE000], text)
 
-    masked = SHELL.sub(hold, value)
+    masked = _TO_HOLD.sub(hold, value)
     if held and not _HELD.sub("", masked).strip():
         raise _Unreadable("the value is only known when the script runs")
 
     def paramfile(text: str) -> str | None:
-        return _file(script, put_back(text)) if text.startswith(("file://", "fileb://")) else None
+        if not text.startswith(("file://", "fileb://")):
+            return None
+        return _HELD.sub(hold, _file(script, put_back(text)))
 
     return {key: _mapped(value, put_back) for key, value in parse(masked, paramfile).items()}
 
