@@ -3,12 +3,15 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 from clirun import run_cli
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from safedeploy.convert import ConvertedManifest, convert_script
 from safedeploy.lint import lint_manifest
@@ -197,3 +200,49 @@ def test_the_cli_says_on_stderr_what_it_did_not_convert(tmp_path: Path) -> None:
     for item in one((SCRIPTS / "create-growth.sh").read_text()).not_understood:
         assert f"growth-api: not converted: {item}" in said
         assert f"#   {item.removesuffix(' (line 4)')}" in written  # maybe wrapped before (line 4)
+
+
+_NAMES = st.from_regex(r"[A-Z][a-z]{1,8}", fullmatch=True)
+_TEXTS = st.from_regex(r"[A-Za-z0-9 ./:@-]{0,12}", fullmatch=True)
+_TREES = st.recursive(
+    _TEXTS,
+    lambda inner: (
+        st.lists(inner, min_size=1, max_size=3)
+        | st.dictionaries(_NAMES, inner, min_size=1, max_size=3)
+    ),
+    max_leaves=8,
+)
+
+
+def _shorthand(tree: Any) -> str:
+    """A tree written in the CLI's shorthand, every string quoted."""
+    if isinstance(tree, dict):
+        return "{" + ",".join(f"{k}={_shorthand(v)}" for k, v in tree.items()) + "}"
+    if isinstance(tree, list):
+        return "[" + ",".join(_shorthand(v) for v in tree) + "]"
+    return f'"{tree}"'
+
+
+def _paths(tree: Any, path: str = "") -> list[str]:
+    if isinstance(tree, dict):
+        return [p for k, v in tree.items() for p in _paths(v, f"{path}.{k}" if path else k)]
+    if isinstance(tree, list):
+        return [p for i, v in enumerate(tree) for p in _paths(v, f"{path}[{i}]")]
+    return [f"{path}={tree}"]
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.dictionaries(_NAMES, _TREES, min_size=1, max_size=4), st.booleans())
+def test_every_field_read_is_carried_or_listed(extra: dict[str, Any], as_json: bool) -> None:
+    """Whatever App Runner options hold besides what the manifest carries, each field is listed
+    by its path, as JSON or as shorthand alike."""
+    extra = {k: v for k, v in extra.items() if k not in ("Cpu", "Memory")}
+    fields = {"Cpu": "1024", **extra}
+    written = json.dumps(fields) if as_json else _shorthand(fields)[1:-1]
+    converted = one(UPDATE + f"--instance-configuration '{written}'")
+    assert data(converted)["settings"] == {"cpu": "1 vCPU"}
+    listed = [item.removesuffix(" (line 1)") for item in converted.not_understood]
+    expected = [f"--instance-configuration {path}" for path in _paths(extra)]
+    assert len(listed) == len(expected)
+    for item, path in zip(listed, expected, strict=True):
+        assert item in (path, path.partition("=")[0] + "=(sensitive)")
