@@ -231,7 +231,7 @@ def _paths(tree: Any, path: str = "") -> list[str]:
     return [f"{path}={tree}"]
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=75, deadline=None)
 @given(st.dictionaries(_NAMES, _TREES, min_size=1, max_size=4), st.booleans())
 def test_every_field_read_is_carried_or_listed(extra: dict[str, Any], as_json: bool) -> None:
     """Whatever App Runner options hold besides what the manifest carries, each field is listed

@@ -259,11 +259,6 @@ def literal(text: str) -> str:
     return text.replace("${", "$${")
 
 
-def literal_text(text: str, key: str) -> str:
-    """literal as a reader of values like ShellText.text: strings from a file need no names."""
-    return literal(text)
-
-
 def placeholder(name: str) -> str:
     """${NAME}; the positional $1 becomes ${ARG1}, since a manifest variable is a name."""
     return "${" + (f"ARG{name}" if name.isdigit() else name) + "}"
