@@ -71,7 +71,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import botocore.session
@@ -183,6 +183,19 @@ class ServiceConfig:
         return image_configuration
 
 
+class RunningConfig(Protocol):
+    """What an app sees of the configuration it runs as, on App Runner or ECS Express."""
+
+    @property
+    def image(self) -> str: ...
+
+    @property
+    def env(self) -> dict[str, str]: ...
+
+    @property
+    def secrets(self) -> dict[str, str]: ...
+
+
 @dataclass(frozen=True)
 class AppRequest:
     """An HTTPS request to a service's URL, with the active configuration that answers it."""
@@ -192,7 +205,7 @@ class AppRequest:
     query: str
     headers: Mapping[str, str]
     body: bytes
-    config: ServiceConfig
+    config: RunningConfig
 
 
 @dataclass(frozen=True)
@@ -266,7 +279,7 @@ class _Service:
     arn: str
     created_at: float
     config: ServiceConfig  # what DescribeService shows
-    server: _LoopbackServer
+    server: LoopbackServer
     tags: list[Json]
     active: ServiceConfig | None = None  # what the URL serves
     status: str = IN_PROGRESS
@@ -339,8 +352,8 @@ class FakeAppRunner:
         }
         self._tls_dir = tempfile.TemporaryDirectory(prefix="fake-apprunner-")
         #: Path of the CA certificate that signs every service's HTTPS certificate.
-        self.ca_bundle, self._tls = _make_tls(Path(self._tls_dir.name))
-        self._api = _LoopbackServer(self._respond_api)
+        self.ca_bundle, self._tls = make_tls(Path(self._tls_dir.name))
+        self._api = LoopbackServer(self._respond_api)
         #: Base URL for AWS_ENDPOINT_URL_APPRUNNER (or boto3's endpoint_url).
         self.endpoint = f"http://127.0.0.1:{self._api.port}"
 
@@ -411,7 +424,7 @@ class FakeAppRunner:
             service = self._by_name(name)
             if request is None:
                 return self._start_update(service, {}, polls, "START_DEPLOYMENT").id
-            _validate(_input_shape("UpdateService"), {"ServiceArn": service.arn, **request}, "")
+            validate(input_shape("UpdateService"), {"ServiceArn": service.arn, **request}, "")
             return self._start_update(service, request, polls, "UPDATE_SERVICE").id
 
     # ----- apps and inspection --------------------------------------------------------------
@@ -472,7 +485,7 @@ class FakeAppRunner:
     ) -> Json:
         if method != "POST" or path != "/":
             raise ApiError("UnknownOperationException", f"{method} {path}: use POST /.", 404)
-        self._check_signature(headers.get("authorization", ""))
+        check_signature(headers.get("authorization", ""), "apprunner", self.region)
         handler = self._operations.get(operation)
         if handler is None:
             raise ApiError(
@@ -483,29 +496,8 @@ class FakeAppRunner:
         faults = self._faults.get(operation)
         if faults:
             raise faults.pop(0)
-        _validate(_input_shape(operation), params, "")
+        validate(input_shape(operation), params, "")
         return handler(params)
-
-    def _check_signature(self, authorization: str) -> None:
-        """Refuse unsigned requests and requests signed for another region or service."""
-        scope = _CREDENTIAL_SCOPE.search(authorization)
-        if scope is None:
-            raise ApiError(
-                "MissingAuthenticationTokenException", "Missing Authentication Token", 403
-            )
-        region, service = scope.groups()
-        if service != "apprunner":
-            raise ApiError(
-                "InvalidSignatureException",
-                "Credential should be scoped to correct service: 'apprunner'.",
-                403,
-            )
-        if region != self.region:
-            raise ApiError(
-                "InvalidSignatureException",
-                f"Credential should be scoped to a valid region, not '{region}'.",
-                403,
-            )
 
     # ----- operations -----------------------------------------------------------------------
 
@@ -528,7 +520,7 @@ class FakeAppRunner:
             arn=arn,
             created_at=time.time(),
             config=config,
-            server=_LoopbackServer(functools.partial(self._serve_app, arn), self._tls),
+            server=LoopbackServer(functools.partial(self._serve_app, arn), self._tls),
             tags=copy.deepcopy(params.get("Tags", [])),
         )
         self._services[arn] = service
@@ -675,13 +667,39 @@ class FakeAppRunner:
                 return 503, {"Content-Type": "text/plain"}, b"no healthy deployment\n"
             registered = self._apps.get(config.image, _DEFAULT_APP)
         url = urlsplit(path)
-        response = registered.app(AppRequest(method, url.path, url.query, headers, body, config))
-        if isinstance(response.body, bytes):
-            return response.status, {"Content-Type": "application/octet-stream"}, response.body
-        if isinstance(response.body, str):
-            return response.status, {"Content-Type": "text/plain"}, response.body.encode()
-        payload = b"" if response.body is None else json.dumps(response.body).encode()
-        return response.status, {"Content-Type": "application/json"}, payload
+        return encode(
+            registered.app(AppRequest(method, url.path, url.query, headers, body, config))
+        )
+
+
+def encode(response: AppResponse) -> tuple[int, dict[str, str], bytes]:
+    """An app's answer as HTTP: bytes and str as they are, anything else as JSON."""
+    if isinstance(response.body, bytes):
+        return response.status, {"Content-Type": "application/octet-stream"}, response.body
+    if isinstance(response.body, str):
+        return response.status, {"Content-Type": "text/plain"}, response.body.encode()
+    payload = b"" if response.body is None else json.dumps(response.body).encode()
+    return response.status, {"Content-Type": "application/json"}, payload
+
+
+def check_signature(authorization: str, service: str, region: str) -> None:
+    """Refuse unsigned requests and requests signed for another region or service."""
+    scope = _CREDENTIAL_SCOPE.search(authorization)
+    if scope is None:
+        raise ApiError("MissingAuthenticationTokenException", "Missing Authentication Token", 403)
+    signed_region, signed_service = scope.groups()
+    if signed_service != service:
+        raise ApiError(
+            "InvalidSignatureException",
+            f"Credential should be scoped to correct service: '{service}'.",
+            403,
+        )
+    if signed_region != region:
+        raise ApiError(
+            "InvalidSignatureException",
+            f"Credential should be scoped to a valid region, not '{signed_region}'.",
+            403,
+        )
 
 
 # ----- configuration ------------------------------------------------------------------------
@@ -731,12 +749,13 @@ def _decode_token(token: str, scope: str) -> int:
 
 
 @functools.cache
-def _input_shape(operation: str) -> Shape:
-    model = botocore.session.get_session().get_service_model("apprunner")
+def input_shape(operation: str, service: str = "apprunner") -> Shape:
+    """The request shape of ``operation`` in botocore's model of ``service``."""
+    model = botocore.session.get_session().get_service_model(service)
     return model.operation_model(operation).input_shape
 
 
-def _validate(shape: Shape, value: Any, path: str) -> None:
+def validate(shape: Shape, value: Any, path: str) -> None:
     """Check ``value`` against the model's constraints, as the service does after botocore."""
     kind = shape.type_name
     where = path or "the request"
@@ -748,18 +767,18 @@ def _validate(shape: Shape, value: Any, path: str) -> None:
                 raise _invalid(f"Missing required member {name} in {where}.")
         for name, member in shape.members.items():
             if name in value:
-                _validate(member, value[name], f"{path}.{name}" if path else name)
+                validate(member, value[name], f"{path}.{name}" if path else name)
     elif kind == "list":
         if not isinstance(value, list):
             raise _invalid(f"{where} must be a list.")
         for index, item in enumerate(value):
-            _validate(shape.member, item, f"{path}[{index}]")
+            validate(shape.member, item, f"{path}[{index}]")
     elif kind == "map":
         if not isinstance(value, dict):
             raise _invalid(f"{where} must be a map.")
         for key, item in value.items():
-            _validate(shape.key, key, f"{path} key")
-            _validate(shape.value, item, f"{path}.{key}")
+            validate(shape.key, key, f"{path} key")
+            validate(shape.value, item, f"{path}.{key}")
     elif kind == "string":
         _validate_string(shape, value, where)
     elif kind in ("integer", "long"):
@@ -795,7 +814,7 @@ Responder = Callable[[str, str, Mapping[str, str], bytes], tuple[int, dict[str, 
 class _Handler(BaseHTTPRequestHandler):
     """Hands every request to the server's responder; HTTP/1.0, so each connection ends."""
 
-    server: _LoopbackServer
+    server: LoopbackServer
     timeout = 10  # a stalled client cannot hold close() for longer
 
     def _handle(self) -> None:
@@ -817,7 +836,7 @@ class _Handler(BaseHTTPRequestHandler):
         """Silent: the call log is the record, and test output stays readable."""
 
 
-class _LoopbackServer(ThreadingHTTPServer):
+class LoopbackServer(ThreadingHTTPServer):
     """A server on 127.0.0.1:0, served from a daemon thread; close() joins every thread."""
 
     daemon_threads = False  # so that server_close() joins the request threads
@@ -860,7 +879,7 @@ class _LoopbackServer(ThreadingHTTPServer):
         self._thread.join()
 
 
-def _make_tls(directory: Path) -> tuple[str, ssl.SSLContext]:
+def make_tls(directory: Path) -> tuple[str, ssl.SSLContext]:
     """A throwaway CA and a certificate it signs for 127.0.0.1 and localhost.
 
     Returns the CA's PEM path (for REQUESTS_CA_BUNDLE) and a server context using the
