@@ -69,14 +69,18 @@ def _manifest_paths(paths: Sequence[Path]) -> Iterator[Path]:
 
 
 def _load(
-    paths: Sequence[Path], env_name: str | None, variables: Sequence[str], *, reading: bool = False
+    paths: Sequence[Path],
+    env_name: str | None,
+    variables: Sequence[str],
+    *,
+    unset_ok: frozenset[str] = frozenset(),
 ) -> list[Any]:
-    """Load manifests; `reading` commands do not need the variables only a deploy uses."""
+    """Load manifests; `unset_ok`: where an unset variable may stay as written (manifest.py)."""
     from safedeploy.manifest import load_manifest
 
     values = _parse_vars(variables)
     return [
-        load_manifest(p, env_name=env_name, variables=values, reading=reading)
+        load_manifest(p, env_name=env_name, variables=values, unset_ok=unset_ok)
         for p in _manifest_paths(paths)
     ]
 
@@ -260,7 +264,9 @@ def rollback(
     from safedeploy.deployer import Deployer
 
     context = _context(state_dir)
-    (loaded,) = _load([manifest], env_name, variables, reading=True)
+    from safedeploy.manifest import FOR_READING
+
+    (loaded,) = _load([manifest], env_name, variables, unset_ok=FOR_READING)
     deployer = Deployer(
         loaded,
         context.provider(loaded),
@@ -281,7 +287,9 @@ def history(
 ) -> None:
     """List the releases of the service, oldest first."""
     context = _context(state_dir)
-    (loaded,) = _load([manifest], env_name, variables, reading=True)
+    from safedeploy.manifest import FOR_READING
+
+    (loaded,) = _load([manifest], env_name, variables, unset_ok=FOR_READING)
     releases = context.history(loaded).releases()
     if not releases:
         click.echo(f"{loaded.service}: no releases yet")
@@ -302,7 +310,9 @@ def status(
 ) -> None:
     """Show what serves now: revisions and traffic, the URL, owned names and drift."""
     context = _context(state_dir)
-    (loaded,) = _load([manifest], env_name, variables, reading=True)
+    from safedeploy.manifest import FOR_READING
+
+    (loaded,) = _load([manifest], env_name, variables, unset_ok=FOR_READING)
     live = context.provider(loaded).read()
     if not live.exists:
         click.echo(f"{loaded.service}: not deployed")
@@ -337,7 +347,9 @@ def lint(
     from safedeploy.lint import lint_manifest
 
     failed = False
-    for manifest in _load(manifests, env_name, variables):
+    from safedeploy.manifest import AS_TEMPLATE
+
+    for manifest in _load(manifests, env_name, variables, unset_ok=AS_TEMPLATE):
         findings = lint_manifest(manifest)
         for f in findings:
             where = f"{f.file}:{f.line}" if f.line else f.file

@@ -125,7 +125,6 @@ class Deployer:
             plan.serving,
             image=plan.target.image or " ".join(plan.target.command[:1]) or None,
             owned=tuple(sorted(plan.owned)),
-            digest=plan.digest,
         )
         try:
             candidate = self.provider.apply(
@@ -253,7 +252,6 @@ class Deployer:
         *,
         image: str | None,
         owned: tuple[str, ...],
-        digest: str | None = None,
         revision: str | None = None,
     ) -> Release:
         """Record the release before anything changes, so a crash leaves evidence."""
@@ -265,7 +263,6 @@ class Deployer:
                 time=datetime.now(UTC).isoformat(timespec="seconds"),
                 user=who(),
                 git_commit=git_commit(self.manifest.path.parent),
-                manifest_digest=digest,
                 image=image,
                 owned=owned,
                 traffic_before=serving,

@@ -22,6 +22,7 @@ from typing import Any, Protocol
 from uuid import uuid4
 
 from safedeploy.errors import SafedeployError
+from safedeploy.redact import scrub
 
 
 class Outcome(StrEnum):
@@ -43,7 +44,6 @@ class Release:
     time: str
     user: str
     git_commit: str | None
-    manifest_digest: str | None
     image: str | None
     owned: tuple[str, ...]
     traffic_before: dict[str, int]
@@ -113,8 +113,8 @@ def busy(service: str, holder: str, since: object, *, where: str, hint: str) -> 
 
 
 def encode(release: Release) -> str:
-    """The one record format every store writes: JSON, keys sorted."""
-    return json.dumps(asdict(release), indent=2, sort_keys=True) + "\n"
+    """The one record format every store writes: JSON, keys sorted, through the scrubber."""
+    return scrub(json.dumps(asdict(release), indent=2, sort_keys=True)) + "\n"
 
 
 def decode(text: str) -> Release:
@@ -122,6 +122,7 @@ def decode(text: str) -> Release:
     data["outcome"] = Outcome(data["outcome"])
     data["owned"] = tuple(data["owned"])
     data["probes"] = tuple(data["probes"])
+    data.pop("manifest_digest", None)  # records before 0.x kept a digest; it is not read
     return Release(**data)
 
 
@@ -194,7 +195,7 @@ def _write(path: Path, text: str) -> None:
     """Whole or not at all: a crash never leaves half a record."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(text)
+    tmp.write_text(scrub(text))
     tmp.replace(path)
 
 

@@ -23,6 +23,7 @@ from botocore.exceptions import ClientError
 from safedeploy.aws import Clients, aws_errors, error_code
 from safedeploy.errors import SafedeployError
 from safedeploy.history import Outcome, Release, busy, decode, encode, who
+from safedeploy.redact import scrub
 
 LEASE_TTL = timedelta(hours=1)  # longer than any deploy's bounded waits
 # What S3 answers a conditional write that lost: 412, or 409 when two raced at once.
@@ -128,7 +129,7 @@ class S3History:
         return json.loads(found[0]) if found else None
 
     def save_config(self, revision: str, config: dict[str, Any]) -> None:
-        self._put(self._key(f"configs/{revision}.json"), json.dumps(config, sort_keys=True))
+        self._put(self._key(f"configs/{revision}.json"), scrub(json.dumps(config, sort_keys=True)))
 
     @contextmanager
     def lease(self, service: str) -> Iterator[None]:

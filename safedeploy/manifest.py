@@ -36,6 +36,7 @@ from yaml import (
 
 from safedeploy.errors import SafedeployError, location
 from safedeploy.model import Platform, SecretRef, ServiceSpec
+from safedeploy.redact import Sensitive, register
 
 # --- coercions the YAML may rely on (each one is documented in the JSON Schema) ---
 
@@ -258,18 +259,31 @@ class Manifest(Strict):
     container: str | None = None
     history: str | None = None
     depends_on: list[str] = Field(default_factory=list)
+    public: list[str] = Field(
+        default_factory=list,
+        description="variables whose ${VAR} fills may be shown in plans (say GIT_SHA); "
+        "every other fill is shown as its template",
+    )
 
     # Where the manifest came from, for errors and findings; not part of the YAML.
     path: Path = Field(default=Path("-"), exclude=True)
     lines: dict[str, int] = Field(default_factory=dict, exclude=True, repr=False)
+    # dotted key -> the value as written, for each value a non-public ${VAR} filled
+    templates: dict[str, str] = Field(default_factory=dict, exclude=True, repr=False)
 
     def line_of(self, key: str) -> int | None:
         """The line of a dotted key (`env.FOO`, `secrets.BAR`, `image`) or of its nearest parent."""
         return _nearest_line(self.lines, key)
 
     def desired_spec(self) -> ServiceSpec:
-        """The service as the manifest declares it: plain env and secret references together."""
-        env: dict[str, str | SecretRef] = dict(self.env)
+        """The service as the manifest declares it: plain env and secret references together.
+
+        An env value a ${VAR} filled is Sensitive: where it came from says it may be a secret.
+        """
+        env: dict[str, str | SecretRef] = {
+            name: Sensitive(value) if f"env.{name}" in self.templates else value
+            for name, value in self.env.items()
+        }
         env.update(self.secrets)
         return ServiceSpec(
             image=self.image,
@@ -284,7 +298,7 @@ class Manifest(Strict):
         return frozenset(self.env) | frozenset(self.secrets)
 
 
-_INTERNAL = ("path", "lines")  # Manifest fields that are not YAML keys
+_INTERNAL = ("path", "lines", "templates")  # Manifest fields that are not YAML keys
 _NO_PLUGINS = "PYDANTIC_DISABLE_PLUGINS"
 _PLATFORM_NEEDS = {
     Platform.CLOUDRUN: {
@@ -299,7 +313,11 @@ _PLATFORM_NEEDS = {
 
 _VAR = re.compile(r"\$\$\{|\$\{(?P<name>[^}]*)(?P<close>\}?)")
 _VAR_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_DEPLOY_ONLY = {"image", "command", "env"}  # keys a command that only reads never uses
+# Where an unset ${VAR} may stay as written: commands that only read never use what a deploy
+# sends; lint checks the manifest as a template, so no variable need be set.
+FOR_READING = frozenset({"image", "command", "env"})
+AS_TEMPLATE = frozenset({"*"})
+_NOT_SECRET = {"image"}  # an image reference renders resolved: it is not a secret
 _NUMBER = ("expected a whole number", "write a whole number, like 3 or 8080")
 _MAPPING = ("expected a mapping", "write `key: value` lines indented under it")
 _PLAIN_TYPES = {  # pydantic's type errors, said plainly: (what, hint); "got ..." is added
@@ -335,13 +353,13 @@ def load_manifest(
     env_name: str | None = None,
     variables: Mapping[str, str] = {},
     environ: Mapping[str, str] | None = None,
-    reading: bool = False,
+    unset_ok: frozenset[str] = frozenset(),
 ) -> Manifest:
     """Parse, overlay `environments[env_name]`, fill ${VARS}, validate: all of it or an error.
 
     `variables` (the --var flags) win over `environ` (default: the process environment).
-    `reading`: for commands that only read the service (status, history, rollback), an unset
-    variable in what only a deploy uses (image, command, env) stays as written.
+    `unset_ok`: the top-level keys (FOR_READING, or AS_TEMPLATE for all) where an unset
+    variable stays as written instead of being an error.
     """
     doc = _Doc(path)
     data = doc.parse()
@@ -360,7 +378,9 @@ def load_manifest(
             doc.check_keys(merged)
     doc.focus(env_name, selected_lines)
     environ = os.environ if environ is None else environ
-    filled = doc.interpolate(selected, "", variables, environ, reading=reading)
+    public = selected.get("public")
+    doc.public = frozenset(public) if isinstance(public, list) else frozenset()
+    filled = doc.interpolate(selected, "", variables, environ, unset_ok=unset_ok)
     manifest = doc.validate(filled)
     doc.check_platform(manifest)
     return manifest
@@ -434,6 +454,8 @@ class _Doc:
         self.lines = self.raw_lines  # the keys of the manifest being checked now
         self.overlay: str | None = None  # the environment merged into it, if any
         self.yaml: _Yaml  # the file being read; set by parse()
+        self.public: frozenset[str] = frozenset()  # variables whose fills may be shown
+        self.templates: dict[str, str] = {}  # dotted key -> value as written, see Manifest
 
     def focus(self, overlay: str | None, lines: dict[str, int]) -> None:
         """Point errors at a manifest merged from the top level and `overlay`."""
@@ -585,21 +607,27 @@ class _Doc:
         variables: Mapping[str, str],
         environ: Mapping[str, str],
         *,
-        reading: bool = False,
+        unset_ok: frozenset[str] = frozenset(),
     ) -> Any:
-        """Fill ${NAME} in every string value (never in keys); `$${` is a literal `${`."""
+        """Fill ${NAME} in every string value (never in keys); `$${` is a literal `${`.
+
+        A value a non-public variable filled is recorded as its template, and the filled text
+        is registered with the scrubber: where it came from makes it sensitive.
+        """
         if isinstance(value, dict):
             return {
-                k: self.interpolate(v, _join(key, k), variables, environ, reading=reading)
+                k: self.interpolate(v, _join(key, k), variables, environ, unset_ok=unset_ok)
                 for k, v in value.items()
             }
         if isinstance(value, list):
             return [
-                self.interpolate(v, _join(key, i), variables, environ, reading=reading)
+                self.interpolate(v, _join(key, i), variables, environ, unset_ok=unset_ok)
                 for i, v in enumerate(value)
             ]
         if not isinstance(value, str):
             return value
+        top = key.partition(".")[0]
+        private: list[str] = []
 
         def fill(match: re.Match[str]) -> str:
             if match[0] == "$${":
@@ -614,7 +642,7 @@ class _Doc:
                     hint="names are letters, digits and _; write $${ for a literal ${",
                 )
             filled = variables[name] if name in variables else environ.get(name)
-            if not filled and reading and key.partition(".")[0] in _DEPLOY_ONLY:
+            if not filled and (top in unset_ok or "*" in unset_ok):
                 return match[0]
             if not filled:  # never an empty string: that is how `image: repo:` gets deployed
                 state = "is not set" if filled is None else "is set but empty"
@@ -623,9 +651,16 @@ class _Doc:
                     f"variable {name} {state}",
                     hint=f"pass --var {name}=value or export {name}",
                 )
+            if name not in self.public and top not in _NOT_SECRET:
+                private.append(filled)
             return filled
 
-        return _VAR.sub(fill, value)
+        result = _VAR.sub(fill, value)
+        if private:
+            self.templates[key] = value
+            for filled in (*private, result):
+                register(filled)
+        return result
 
     def validate(self, data: dict[str, Any]) -> Manifest:
         """The Manifest, or one error that lists every problem, the first by line in front."""
@@ -649,7 +684,9 @@ class _Doc:
             if name in data:
                 raise self.error(name, *self._unknown_key(name))
         with _no_pydantic_plugins():
-            return Manifest.model_validate({**data, "path": self.path, "lines": self.lines})
+            return Manifest.model_validate(
+                {**data, "path": self.path, "lines": self.lines, "templates": self.templates}
+            )
 
     def _explain(self, errors: list[ErrorDetails]) -> SafedeployError:
         """All of pydantic's errors as one, so a user fixes them in one pass, top to bottom."""

@@ -12,7 +12,7 @@ from enum import StrEnum
 from typing import Literal
 
 from safedeploy.model import EnvValue
-from safedeploy.redact import is_sensitive, shown
+from safedeploy.redact import MASK, Sensitive, is_sensitive, shown
 
 
 class Action(StrEnum):
@@ -37,7 +37,8 @@ class Decision:
     """One variable's fate, with display values already masked (redact.shown).
 
     `before` is the live value and `after` the merged one, as they may be shown: None where
-    the variable is absent. Raw values never leave the merge except in MergeResult.env.
+    the variable is absent, and None on both sides for kept drift, which is shown by name only.
+    Raw values never leave the merge except in MergeResult.env.
     """
 
     name: str
@@ -59,31 +60,41 @@ def merge_env(
     owned: Set[str],
     remove: Set[str],
     unmanaged: Literal["keep", "remove", "fail"],
+    templates: Mapping[str, str] = {},
 ) -> MergeResult:
     """Apply the DESIGN.md merge table to every name in desired | live.
 
     A name in `remove` that is neither desired nor live needs no decision; a name both
     desired and in `remove` keeps its desired value here and is an error in lint (SD107).
+    `templates`: name -> the value as written, for desired values a ${VAR} filled.
     """
     env: dict[str, EnvValue] = {}
     decisions: list[Decision] = []
     for name in sorted(desired.keys() | live.keys()):
         action = _decide(name, desired, live, owned, remove, unmanaged)
+        before = live.get(name)
+        if name not in desired and isinstance(before, str):
+            before = Sensitive(before)  # a live value the manifest does not declare
         if name in desired:
             env[name] = desired[name]
-        elif action in _KEEPS_LIVE:
-            env[name] = live[name]
-        before, after = live.get(name), env.get(name)
-        decisions.append(
-            Decision(
-                name=name,
-                action=action,
-                before=shown(name, before),
-                after=shown(name, after),
-                sensitive=any(is_sensitive(name, v) for v in (before, after) if v is not None),
-            )
-        )
+        elif action in _KEEPS_LIVE and before is not None:
+            env[name] = before
+        decisions.append(_decision(name, action, before, env.get(name), templates.get(name)))
     return MergeResult(env=env, decisions=tuple(decisions))
+
+
+def _decision(
+    name: str, action: Action, before: EnvValue | None, after: EnvValue | None, template: str | None
+) -> Decision:
+    """How one name's values may be shown: by where they came from first, then by heuristics."""
+    sensitive = any(is_sensitive(name, v) for v in (before, after) if v is not None)
+    if action in _KEEPS_LIVE:
+        return Decision(name, action, None, None, sensitive)
+    if template is not None:
+        # The live value of a templated name is the last fill of the same template.
+        shown_before = None if before is None else MASK if isinstance(before, str) else str(before)
+        return Decision(name, action, shown_before, template, sensitive)
+    return Decision(name, action, shown(name, before), shown(name, after), sensitive)
 
 
 def _decide(

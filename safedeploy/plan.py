@@ -2,17 +2,15 @@
 
 It is built once from a manifest and a live read, rendered, saved, compared, and executed as
 it is: the deployer never decides again. Raw values live only in `target`, which is never
-written out; a saved plan carries a salted digest of it so `deploy --plan` can prove that it
-is about to apply exactly what was shown.
+written out, nor is any digest of them: a hash of a low-entropy value is the value. A saved plan
+is stale when the platform's version moved or when planning again gives another value-free view
+(names, actions, public values).
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
-import secrets
-from collections.abc import Iterable, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -22,8 +20,8 @@ from safedeploy.errors import SafedeployError
 from safedeploy.lint import Finding, Severity, lint_manifest, lint_merge, lint_target
 from safedeploy.manifest import Manifest
 from safedeploy.merge import Action, Decision, merge_env
-from safedeploy.model import LiveService, SecretRef, ServiceSpec
-from safedeploy.redact import shown
+from safedeploy.model import LiveService, ServiceSpec
+from safedeploy.redact import MASK, scrub, shown
 
 SCHEMA_VERSION = 1
 
@@ -54,8 +52,6 @@ class Plan:
     findings: tuple[Finding, ...]
     live_fingerprint: str
     owned: frozenset[str]  # the names this release will record as owned
-    salt: str
-    digest: str  # HMAC(salt) of what will be applied; see target_digest
     target: ServiceSpec = field(repr=False, compare=False)
     serving: dict[str, int] = field(default_factory=dict)  # the live split, to roll back to
 
@@ -93,37 +89,17 @@ class Plan:
             "live_fingerprint": self.live_fingerprint,
             "serving": self.serving,
             "owned": sorted(self.owned),
-            "salt": self.salt,
-            "digest": self.digest,
         }
+
+    def view(self) -> dict[str, Any]:
+        """What a saved plan promises, without a value: names, actions and public values."""
+        document = self.to_dict()
+        kept = ("action", "variables", "changes", "owned")
+        normal: dict[str, Any] = json.loads(json.dumps({k: document[k] for k in kept}))
+        return normal
 
 
 _UNCHANGED = {Action.UNCHANGED, Action.KEPT_UNMANAGED, Action.REFUSED_UNMANAGED}
-
-
-def target_digest(salt: str, service: str, target: ServiceSpec, owned: Iterable[str]) -> str:
-    """A salted digest of exactly what apply will send, so a saved plan can be checked."""
-    canonical = json.dumps(
-        {
-            "service": service,
-            "image": target.image,
-            "command": list(target.command),
-            "env": {k: _raw(v) for k, v in sorted(target.env.items())},
-            "settings": target.settings,
-            "owned": sorted(owned),
-        },
-        sort_keys=True,
-        default=str,
-    )
-    return hmac.new(salt.encode(), canonical.encode(), hashlib.sha256).hexdigest()
-
-
-def _raw(value: str | SecretRef) -> Any:
-    return (
-        {"secret": value.secret, "version": value.version}
-        if isinstance(value, SecretRef)
-        else value
-    )
 
 
 def _managed_fields(spec: ServiceSpec | None) -> dict[str, Any]:
@@ -135,8 +111,13 @@ def _managed_fields(spec: ServiceSpec | None) -> dict[str, Any]:
     return {k: v for k, v in fields.items() if v not in (None, [])}
 
 
-def field_changes(before: ServiceSpec | None, after: ServiceSpec) -> tuple[FieldChange, ...]:
+def field_changes(
+    before: ServiceSpec | None, after: ServiceSpec, templates: Mapping[str, str] = {}
+) -> tuple[FieldChange, ...]:
     """Image, command and settings changes, from a structural diff of the two specs.
+
+    `templates` (manifest key -> value as written): a field a ${VAR} filled shows its template,
+    and its live value is masked, as the last fill of the same template.
 
     deepdiff is imported only when both sides have fields that differ: importing it costs more
     than the rest of a plan, and a new service or an unchanged one has nothing to diff.
@@ -147,7 +128,7 @@ def field_changes(before: ServiceSpec | None, after: ServiceSpec) -> tuple[Field
     # With one side empty, each field of the other is added or removed: nothing to diff.
     names = _diff_names(old, new) if old and new else old.keys() | new.keys()
     return tuple(
-        FieldChange(name, _show_field(name, old.get(name)), _show_field(name, new.get(name)))
+        FieldChange(name, *_show_field(name, old.get(name), new.get(name), templates))
         for name in sorted(names)
     )
 
@@ -160,11 +141,21 @@ def _diff_names(old: dict[str, Any], new: dict[str, Any]) -> set[str]:
     return {item.path(output_format="list")[0] for items in diff.values() for item in items}
 
 
-def _show_field(name: str, value: Any) -> Any:
-    """Command arguments can carry credentials too; they are shown through the same mask."""
-    if name == "command" and isinstance(value, list):
-        return [shown("command", v) for v in value]
-    return value
+def _show_field(name: str, old: Any, new: Any, templates: Mapping[str, str]) -> tuple[Any, Any]:
+    """A field's two sides as they may be shown: templates for ${VAR} fills, masks for the rest.
+
+    Command arguments can carry credentials too; they are shown through the same mask.
+    """
+    if name == "command":
+        filled = {k for k in templates if k.startswith("command.")}
+        after = new and [
+            templates.get(f"command.{i}", shown("command", arg)) for i, arg in enumerate(new)
+        ]
+        before = old and (MASK if filled else [shown("command", arg) for arg in old])
+        return before, after
+    if name in templates:
+        return (None if old is None else MASK), (None if new is None else templates[name])
+    return old, new
 
 
 def build_plan(
@@ -179,6 +170,11 @@ def build_plan(
         live.owned,
         frozenset(manifest.remove),
         manifest.unmanaged,
+        {
+            name: manifest.templates[f"env.{name}"]
+            for name in manifest.env
+            if f"env.{name}" in manifest.templates
+        },
     )
     settings = dict(live_spec.settings) if live_spec else {}
     settings.update(desired.settings)
@@ -188,7 +184,7 @@ def build_plan(
         env=merged.env,
         settings=settings,
     )
-    changes = field_changes(live_spec, target)
+    changes = field_changes(live_spec, target, manifest.templates)
     findings = (
         *lint_manifest(manifest),
         *lint_merge(manifest, merged),
@@ -201,7 +197,6 @@ def build_plan(
         action = PlanAction.UPDATE
     else:
         action = PlanAction.NONE
-    salt = secrets.token_hex(16)
     return Plan(
         service=manifest.service,
         platform=manifest.platform.value,
@@ -212,15 +207,14 @@ def build_plan(
         findings=tuple(findings),
         live_fingerprint=live.fingerprint,
         owned=manifest.declared,
-        salt=salt,
-        digest=target_digest(salt, manifest.service, target, manifest.declared),
         target=target,
         serving=live.traffic,
     )
 
 
 def save_plans(plans: Sequence[Plan], path: Path) -> None:
-    path.write_text(json.dumps(plans_document(plans), indent=2, sort_keys=True) + "\n")
+    """The value-free plans, through the scrubber as every written file is."""
+    path.write_text(scrub(json.dumps(plans_document(plans), indent=2, sort_keys=True)) + "\n")
 
 
 def plans_document(plans: Sequence[Plan]) -> dict[str, Any]:
@@ -250,9 +244,9 @@ def check_saved(plan: Plan, saved: dict[str, Any], plan_file: Path) -> None:
             where=str(plan_file),
             hint="run `safedeploy plan` again and review the new diff",
         )
-    if target_digest(saved["salt"], plan.service, plan.target, plan.owned) != saved["digest"]:
+    if {k: saved.get(k) for k in plan.view()} != plan.view():
         raise SafedeployError(
-            f"the manifest, its variables or its secrets for {plan.service} differ from the plan",
+            f"planning {plan.service} again gives another plan than the saved one",
             where=str(plan_file),
             hint="deploy with the same --env and --var as the plan, or plan again",
         )

@@ -1,11 +1,15 @@
 """The one place that decides what is sensitive and how it may be shown.
 
-Masking happens when the plan is built, so no renderer, plan file or history record can leak.
+Sensitivity goes by where a value came from first (a secret, a `${VAR}` fill, a live value the
+manifest does not declare, a probe header) and by its name or shape last. Masking happens when
+the plan is built, and every output stream and written file passes through `scrub` as well, so
+a platform error that echoes a value is masked too.
 """
 
 from __future__ import annotations
 
 import re
+import threading
 from functools import cache
 from urllib.parse import urlsplit
 
@@ -21,7 +25,7 @@ _SENSITIVE_WORDS = (
     "PASSPHRASE",
     "TOKEN",
     "CREDENTIAL",
-    "PRIVATE_KEY",
+    "PRIVATE_?KEY",
     "API_KEY",
     "APIKEY",
 )
@@ -41,6 +45,8 @@ _CREDENTIAL = re.compile(
     | \bxox[bpas]-[0-9A-Za-z-]{10,}                    # Slack tokens
     | \beyJ[0-9A-Za-z_-]+\.eyJ[0-9A-Za-z_-]+\.         # JWTs (header.payload.)
     | \bAIza[0-9A-Za-z_-]{35}                          # Google API keys
+    | \bBearer\s+\S                                    # an Authorization header's token
+    | \b(?:password|passwd|pwd)=[^\s&;]                # libpq DSNs, query strings
     """,
     re.VERBOSE,
 )
@@ -73,10 +79,11 @@ def _has_password(url: str) -> bool:
 
 
 def is_sensitive(name: str, value: EnvValue) -> bool:
-    """A plain value is sensitive by its name or its look; a secret reference never is."""
+    """A plain value is sensitive by where it came from, then by its name or its look; a secret
+    reference never is (it names the secret, it does not hold it)."""
     if isinstance(value, SecretRef):
         return False
-    return is_sensitive_name(name) or looks_like_credential(value)
+    return isinstance(value, Sensitive) or is_sensitive_name(name) or looks_like_credential(value)
 
 
 def shown(name: str, value: EnvValue | None) -> str | None:
@@ -86,3 +93,78 @@ def shown(name: str, value: EnvValue | None) -> str | None:
     if isinstance(value, SecretRef):
         return str(value)
     return MASK if is_sensitive(name, value) else value
+
+
+class Sensitive(str):
+    """A value known to be sensitive by where it came from: shown, formatted or printed, it is MASK.
+
+    The raw value is reachable only through `reveal()`: the provider's apply path, the local
+    process start and a probe sending a header call it, nothing else.
+    """
+
+    __slots__ = ()
+
+    def __new__(cls, value: str) -> Sensitive:
+        register(value)
+        return super().__new__(cls, value)
+
+    def reveal(self) -> str:
+        return str.__str__(self)
+
+    def __str__(self) -> str:
+        return MASK
+
+    def __repr__(self) -> str:
+        return f"Sensitive({MASK!r})"
+
+    def __format__(self, spec: str) -> str:
+        return format(MASK, spec)
+
+
+def reveal(value: str) -> str:
+    """The raw text of a value that may be Sensitive; a plain str is returned as it is."""
+    return value.reveal() if isinstance(value, Sensitive) else value
+
+
+# Values shorter than this are not registered: scrubbing `8080` or `true` from every line would
+# mangle the output and say nothing. They are still masked by provenance where they are shown.
+SCRUB_MIN_LENGTH = 6
+
+_scrub_lock = threading.Lock()
+_registered: set[str] = set()
+_pattern: re.Pattern[str] | None = None
+
+
+def register(value: str) -> None:
+    """Add a resolved sensitive value to the one process-wide scrubber (and its JSON form)."""
+    global _pattern
+    raw = str.__str__(value)
+    forms = {raw, raw.encode("unicode_escape").decode("ascii"), _json_inner(raw)}
+    forms |= {line for line in raw.splitlines() if line.strip()}
+    new = {f for f in forms if len(f.strip()) >= SCRUB_MIN_LENGTH} - _registered
+    if not new:
+        return
+    with _scrub_lock:
+        _registered.update(new)
+        longest_first = sorted(_registered, key=len, reverse=True)
+        _pattern = re.compile("|".join(map(re.escape, longest_first)))
+
+
+def _json_inner(raw: str) -> str:
+    import json
+
+    return json.dumps(raw)[1:-1]
+
+
+def scrub(text: str) -> str:
+    """Every registered sensitive value in `text` replaced by MASK: the last line of defence."""
+    pattern = _pattern
+    return text if pattern is None else pattern.sub(MASK, text)
+
+
+def forget_all() -> None:
+    """Empty the scrubber (tests: one process runs many CLI invocations)."""
+    global _pattern
+    with _scrub_lock:
+        _registered.clear()
+        _pattern = None

@@ -21,7 +21,6 @@ def release(id_: str, outcome: Outcome = Outcome.SUCCEEDED) -> Release:
         time="2026-11-22T10:00:00+00:00",
         user="me@host",
         git_commit=None,
-        manifest_digest="d",
         image="img:1",
         owned=("A", "B"),
         traffic_before={"api-1": 100},

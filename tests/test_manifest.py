@@ -9,7 +9,7 @@ import pytest
 from ruamel.yaml import YAML
 
 from safedeploy.errors import SafedeployError, location
-from safedeploy.manifest import Manifest, load_manifest, manifest_schema
+from safedeploy.manifest import FOR_READING, Manifest, load_manifest, manifest_schema
 from safedeploy.model import Platform, SecretRef, ServiceSpec
 
 # Lines 1-3 of every table manifest; the case's own text starts at line 4.
@@ -497,10 +497,12 @@ def test_reading_commands_keep_unset_variables_that_only_a_deploy_uses(tmp_path:
         "service: api\nplatform: cloudrun\nproject: ${PROJECT}\nregion: r\n"
         "image: repo/api:${IMAGE_TAG}\nenv:\n  GREETING: ${GREETING}\n"
     )
-    manifest = load_manifest(path, variables={"PROJECT": "p"}, environ={}, reading=True)
+    manifest = load_manifest(path, variables={"PROJECT": "p"}, environ={}, unset_ok=FOR_READING)
     assert manifest.image == "repo/api:${IMAGE_TAG}"
     assert manifest.env == {"GREETING": "${GREETING}"}
     with pytest.raises(SafedeployError, match="variable PROJECT is not set"):
-        load_manifest(path, environ={}, reading=True)  # the service's address is still needed
+        load_manifest(
+            path, environ={}, unset_ok=FOR_READING
+        )  # the service's address is still needed
     with pytest.raises(SafedeployError, match="variable IMAGE_TAG is not set"):
         load_manifest(path, variables={"PROJECT": "p"}, environ={})

@@ -15,7 +15,7 @@ from safedeploy.lint import lint_merge
 from safedeploy.manifest import Manifest
 from safedeploy.merge import Action, merge_env
 from safedeploy.model import EnvValue, SecretRef
-from safedeploy.redact import MASK, is_sensitive
+from safedeploy.redact import MASK, Sensitive, is_sensitive
 
 Unmanaged = Literal["keep", "remove", "fail"]
 ABSENT = object()  # the name is not in the merged env
@@ -112,9 +112,46 @@ def test_decisions_sorted_and_masked() -> None:
     assert by_name["DB_PASSWORD"].before == MASK
     assert by_name["DB_PASSWORD"].after == "secret:db-password@latest"
     assert by_name["DB_PASSWORD"].sensitive
-    assert (by_name["A_TOKEN"].before, by_name["A_TOKEN"].after) == (MASK, MASK)
+    assert (by_name["A_TOKEN"].before, by_name["A_TOKEN"].after) == (None, None)  # by name only
+    assert by_name["A_TOKEN"].sensitive
     assert by_name["B_URL"].after == "https://b.example"
     assert not by_name["B_URL"].sensitive
+
+
+def test_live_values_the_manifest_does_not_declare_are_never_shown() -> None:
+    """Kept drift goes by name only; a removed one is masked, whatever its name or look."""
+    result = merge_env(
+        desired={},
+        live={"KEPT": "host=db password=x", "GONE": "plain-looking", "LISTED": "also-plain"},
+        owned=frozenset({"GONE"}),
+        remove=frozenset({"LISTED"}),
+        unmanaged="keep",
+    )
+    shown = {d.name: (d.before, d.after, d.sensitive) for d in result.decisions}
+    assert shown == {
+        "GONE": (MASK, None, True),
+        "KEPT": (None, None, True),
+        "LISTED": (MASK, None, True),
+    }
+    assert isinstance(result.env["KEPT"], Sensitive)
+
+
+def test_a_templated_value_shows_its_template_and_masks_the_last_fill() -> None:
+    result = merge_env(
+        desired={"DATABASE_URL": Sensitive("postgres://app:pw-new@db/app")},
+        live={"DATABASE_URL": "postgres://app:pw-old@db/app"},
+        owned=frozenset(),
+        remove=frozenset(),
+        unmanaged="keep",
+        templates={"DATABASE_URL": "postgres://app:${DB_PASS}@db/app"},
+    )
+    (d,) = result.decisions
+    assert (d.action, d.before, d.after, d.sensitive) == (
+        Action.CHANGED,
+        MASK,
+        "postgres://app:${DB_PASS}@db/app",
+        True,
+    )
 
 
 def test_merge_does_not_touch_its_inputs() -> None:
@@ -179,9 +216,10 @@ def test_no_sensitive_value_is_shown(args: MergeArgs) -> None:
     secrets = {v for env in (desired, live) for k, v in env.items() if is_sensitive(k, v)}
     canary_texts = {v for v in secrets if isinstance(v, str) and v.startswith("sk_live_")}
     for d in result.decisions:
+        undeclared = d.name not in desired
         for raw, shown in ((live.get(d.name), d.before), (result.env.get(d.name), d.after)):
-            if raw is not None and is_sensitive(d.name, raw):
-                assert shown == MASK and d.sensitive
+            if isinstance(raw, str) and (undeclared or is_sensitive(d.name, raw)):
+                assert shown in (MASK, None) and d.sensitive
             assert not any(c in (shown or "") for c in canary_texts)
 
 

@@ -50,8 +50,6 @@ def make_plan(
         findings=tuple(findings),
         live_fingerprint=f"etag-{service}",
         owned=frozenset(d.name for d in variables if d.action in DECLARED),
-        salt="00" * 16,
-        digest="ab" * 32,
         target=target,
     )
 

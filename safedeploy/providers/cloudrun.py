@@ -992,10 +992,15 @@ def _records(service: Any, name: str) -> list[Release]:
         raw = json.loads(service.annotations.get(RELEASES, "[]"))
         return [
             Release(**{**r, "service": name, "outcome": Outcome(r["outcome"]), "owned": ()})
-            for r in raw
+            for r in (_without_digest(r) for r in raw)
         ]
     except (ValueError, TypeError, KeyError):
         return []
+
+
+def _without_digest(record: dict[str, Any]) -> dict[str, Any]:
+    """Records written before digests were dropped carry `manifest_digest`; it is not read."""
+    return {k: v for k, v in record.items() if k != "manifest_digest"}
 
 
 def _interrupted(service: str, release_id: str, revision: Any) -> Release:
@@ -1008,7 +1013,6 @@ def _interrupted(service: str, release_id: str, revision: Any) -> Release:
         time=revision.create_time.isoformat(timespec="seconds"),
         user="unknown",
         git_commit=None,
-        manifest_digest=None,
         image=container.image if container is not None else None,
         owned=(),
         traffic_before={},
