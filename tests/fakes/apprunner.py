@@ -802,8 +802,14 @@ def _validate_string(shape: Shape, value: Any, where: str) -> None:
     if shape.enum and value not in shape.enum:
         raise _invalid(f"Value{shown} at {where} must be one of {shape.enum}.")
     pattern = shape.metadata.get("pattern")
-    if pattern is not None and re.fullmatch(pattern, value, re.DOTALL) is None:
+    if pattern is not None and re.fullmatch(_python_pattern(pattern), value, re.DOTALL) is None:
         raise _invalid(f"Value{shown} at {where} must match the pattern {pattern}.")
+
+
+def _python_pattern(pattern: str) -> str:
+    """The model's pattern for Python's re, which lacks \\p{..}: letters and digits as \\w,
+    separators as \\s (a little wider than Unicode's classes, so nothing valid is refused)."""
+    return pattern.replace(r"\p{L}", r"\w").replace(r"\p{N}", r"\w").replace(r"\p{Z}", r"\s")
 
 
 # ----- loopback HTTP(S) ---------------------------------------------------------------------
