@@ -8,7 +8,8 @@ port (``ingressPaths[].endpoint``, without a scheme), behind the App Runner doub
 
 It is built from botocore's model ``ecs/2014-11-13`` (awsJson1_1, ``X-Amz-Target:
 AmazonEC2ContainerServiceV20141113.<Operation>``): requests are validated against the model,
-errors carry the codes the model lists per operation, and an ``UpdateExpressGatewayService``
+errors use the codes the model lists for each operation (and ThrottlingException, which
+botocore retries by its code), and an ``UpdateExpressGatewayService``
 that carries ``primaryContainer`` replaces the container whole, the trap safedeploy exists for.
 ``tests/fakes/ECS_EXPRESS.md`` lists what it assumes where AWS's documentation is silent.
 """
@@ -38,6 +39,7 @@ from fakes.apprunner import (
     AppRequest,
     AppResponse,
     Call,
+    Json,
     LoopbackServer,
     check_signature,
     default_app,
@@ -46,8 +48,6 @@ from fakes.apprunner import (
     make_tls,
     validate,
 )
-
-Json = dict[str, Any]
 
 #: An image whose name contains this never passes the load balancer's health check.
 BROKEN_MARKER = "broken"
@@ -142,7 +142,7 @@ def ecs_default_app(request: AppRequest) -> AppResponse:
 
 @dataclass
 class _Deployment:
-    """A service deployment; ``step`` moves it on by one poll."""
+    """A service deployment, moved on one step per poll of its service."""
 
     arn: str
     service_arn: str
@@ -739,7 +739,10 @@ def _complete(live: Json, request: Json) -> Json:
     config["primaryContainer"].setdefault("containerPort", _DEFAULT_PORT)
     if not config["healthCheckPath"].startswith("/"):
         raise _invalid("healthCheckPath must start with a forward slash.")
-    names = [e.get("name") for e in config["primaryContainer"].get("environment", [])]
+    environment = config["primaryContainer"].get("environment", [])
+    if any(set(e) != {"name", "value"} for e in environment):
+        raise _invalid("Every environment variable needs a name and a value.")
+    names = [e["name"] for e in environment]
     names += [s["name"] for s in config["primaryContainer"].get("secrets", [])]
     if len(names) != len(set(names)):
         raise _invalid("Environment variable and secret names must be unique.")
