@@ -20,11 +20,13 @@ IMAGE_V2 = "123456789012.dkr.ecr.us-east-1.amazonaws.com/web:v2"
 EXECUTION_ROLE = "arn:aws:iam::123456789012:role/ecsTaskExecutionRole"
 INFRASTRUCTURE_ROLE = "arn:aws:iam::123456789012:role/ecsInfrastructureRole"
 SECRET_ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:web/clerk-AbCdEf"
+ENV = [{"name": "LOG_LEVEL", "value": "info"}, {"name": "REGION", "value": "eu"}]
+INVALID = "InvalidParameterException"
 CONTAINER = {
     "image": IMAGE_V1,
     "containerPort": 8080,
     "command": ["gunicorn", "app:app"],
-    "environment": [{"name": "LOG_LEVEL", "value": "info"}, {"name": "REGION", "value": "eu"}],
+    "environment": ENV,
     "secrets": [{"name": "CLERK_SECRET_KEY", "valueFrom": SECRET_ARN}],
 }
 
@@ -240,6 +242,19 @@ def test_a_failed_first_deployment_has_nothing_to_roll_back_to(
     assert _get(fake, _endpoint(client, arn)).status_code == 503
 
 
+def test_a_forced_failed_rollback_leaves_nothing_serving(fake: FakeEcsExpress, client: Any) -> None:
+    arn = _running(client)
+    fake.fail_next_deployment("ROLLBACK_FAILED")
+    client.update_express_gateway_service(serviceArn=arn, primaryContainer=CONTAINER)
+
+    deployment = _settle(client, _current(client, arn))
+
+    assert deployment["status"] == "ROLLBACK_FAILED"
+    assert deployment["deploymentCircuitBreaker"]["status"] == "TRIGGERED"
+    assert _get(fake, _endpoint(client, arn)).status_code == 503
+    assert fake.serving("web") is None
+
+
 def test_stop_service_deployment_rolls_back_while_it_bakes(
     fake: FakeEcsExpress, client: Any
 ) -> None:
@@ -322,6 +337,8 @@ def test_bad_requests_are_refused_with_the_models_codes(client: Any) -> None:
         ({"healthCheckPath": "health"}, "InvalidParameterException"),
         ({"cpuArchitecture": "RISCV"}, "InvalidParameterException"),  # enum, checked server-side
         ({"tags": [{"key": "a#b", "value": "v"}]}, "InvalidParameterException"),  # model pattern
+        ({"primaryContainer": {"image": IMAGE_V1, "environment": [{"name": "A"}]}}, INVALID),
+        ({"primaryContainer": {**CONTAINER, "environment": [*ENV, *ENV]}}, INVALID),
     ]
     for extra, code in cases:
         with pytest.raises(ClientError) as excinfo:

@@ -396,7 +396,7 @@ class FakeEcsExpress:
     def serving(self, name: str, cluster: str = "default") -> Revision | None:
         """The revision the service's endpoint answers as now, or None when nothing serves."""
         with self._lock:
-            return self._services[self._service_arn(cluster, name)].serving
+            return copy.deepcopy(self._services[self._service_arn(cluster, name)].serving)
 
     # ----- the API endpoint -----------------------------------------------------------------
 
