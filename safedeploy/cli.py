@@ -104,8 +104,10 @@ def _step_summary(markdown: str) -> None:
     the next block (a deploy after its plan) from running into a list or a table."""
     path = os.environ.get("GITHUB_STEP_SUMMARY")
     if path:
+        from safedeploy.redact import scrub
+
         with open(path, "a") as handle:
-            handle.write(markdown + "\n\n")
+            handle.write(scrub(markdown) + "\n\n")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -269,7 +271,7 @@ def rollback(
     (loaded,) = _load([manifest], env_name, variables, unset_ok=FOR_READING)
     deployer = Deployer(
         loaded,
-        context.provider(loaded),
+        context.provider(loaded, progress=_say),  # says which values it took from live
         context.history(loaded),
         say=_say,
         probe=context.probe(loaded),
@@ -424,7 +426,20 @@ def _table(rows: Sequence[Sequence[str]]) -> str:
 
 
 def main() -> None:
-    """The one place errors become output and exit codes."""
+    """The one place errors become output and exit codes; every byte written to stdout and
+    stderr passes through the scrubber (redact.py), whoever writes it."""
+    from safedeploy.redact import ScrubbedStream, forget_all
+
+    forget_all()  # a process runs one command; tests run many in one process
+    streams = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = ScrubbedStream(sys.stdout), ScrubbedStream(sys.stderr)
+    try:
+        _main()
+    finally:
+        sys.stdout, sys.stderr = streams
+
+
+def _main() -> None:
     debug = "--debug" in sys.argv
     try:
         cli.main(standalone_mode=False)

@@ -383,6 +383,9 @@ def load_manifest(
     filled = doc.interpolate(selected, "", variables, environ, unset_ok=unset_ok)
     manifest = doc.validate(filled)
     doc.check_platform(manifest)
+    for probe in manifest.probes:  # a header is sensitive by where it goes: an Authorization
+        for value in probe.headers.values():
+            register(value)
     return manifest
 
 

@@ -144,18 +144,26 @@ def _diff_names(old: dict[str, Any], new: dict[str, Any]) -> set[str]:
 def _show_field(name: str, old: Any, new: Any, templates: Mapping[str, str]) -> tuple[Any, Any]:
     """A field's two sides as they may be shown: templates for ${VAR} fills, masks for the rest.
 
+    The live side of a templated field is masked: it is the last fill of the same template.
     Command arguments can carry credentials too; they are shown through the same mask.
     """
     if name == "command":
-        filled = {k for k in templates if k.startswith("command.")}
-        after = new and [
-            templates.get(f"command.{i}", shown("command", arg)) for i, arg in enumerate(new)
-        ]
-        before = old and (MASK if filled else [shown("command", arg) for arg in old])
-        return before, after
-    if name in templates:
-        return (None if old is None else MASK), (None if new is None else templates[name])
-    return old, new
+        old = old and [shown("command", arg) for arg in old]
+        new = new and [shown("command", arg) for arg in new]
+    if not any(key == name or key.startswith(f"{name}.") for key in templates):
+        return old, new
+    return (None if old is None else MASK), _templated(new, name, templates)
+
+
+def _templated(value: Any, key: str, templates: Mapping[str, str]) -> Any:
+    """`value` with each part a ${VAR} filled shown as written."""
+    if key in templates:
+        return templates[key]
+    if isinstance(value, dict):
+        return {k: _templated(v, f"{key}.{k}", templates) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_templated(v, f"{key}.{i}", templates) for i, v in enumerate(value)]
+    return value
 
 
 def build_plan(

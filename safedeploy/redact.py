@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import threading
 from functools import cache
+from typing import Any, TextIO
 from urllib.parse import urlsplit
 
 from safedeploy.model import EnvValue, SecretRef
@@ -168,3 +169,17 @@ def forget_all() -> None:
     with _scrub_lock:
         _registered.clear()
         _pattern = None
+
+
+class ScrubbedStream:
+    """A text stream whose writes pass through `scrub`; everything else is the wrapped stream's."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        self._stream.write(scrub(text) if isinstance(text, str) else text)
+        return len(text)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)

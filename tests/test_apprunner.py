@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -488,24 +489,60 @@ def test_rollback_after_two_good_releases_serves_the_first_again(aws: Aws) -> No
     assert aws.run("plan", str(manifest), "--detailed-exitcode").code == 0
 
 
-def test_rollback_refuses_a_sensitive_value_that_changed_since(aws: Aws) -> None:
+def test_rollback_takes_a_sensitive_value_from_live_and_says_so(aws: Aws) -> None:
+    """No value and no digest of one is recorded, so a rotated value is taken as it is live."""
     aws.create_live()
     manifest = _manifest(aws, f"{REPO}:v2")
     assert aws.run("deploy", str(manifest), "--yes").code == 0
     assert aws.run("deploy", str(_manifest(aws, f"{REPO}:v3", "v3.yaml")), "--yes").code == 0
+    _set_live_variables(aws, STRIPE_SECRET_KEY="sk_live_rotated1")
+
+    done = aws.run("rollback", str(manifest))
+    assert done.code == 0, done.err
+    assert "took " in done.err and "STRIPE_SECRET_KEY" in done.err and "secrets:" in done.err
+    assert "sk_live_rotated1" not in done.out + done.err
+    live = aws.described()["SourceConfiguration"]["ImageRepository"]
+    variables = live["ImageConfiguration"]["RuntimeEnvironmentVariables"]
+    assert variables["STRIPE_SECRET_KEY"] == "sk_live_rotated1"
+    assert live["ImageIdentifier"] == f"{REPO}:v2"
+
+
+def test_rollback_refuses_when_the_live_service_lost_a_sensitive_value(aws: Aws) -> None:
+    aws.create_live()
+    manifest = _manifest(aws, f"{REPO}:v2")
+    assert aws.run("deploy", str(manifest), "--yes").code == 0
+    assert aws.run("deploy", str(_manifest(aws, f"{REPO}:v3", "v3.yaml")), "--yes").code == 0
+    _set_live_variables(aws, STRIPE_SECRET_KEY=None)
+
+    done = aws.run("rollback", str(manifest))
+    assert done.code == 1  # refused before any change
+    assert "no longer has STRIPE_SECRET_KEY" in done.err
+    assert _operations(aws) == ["CreateService", "UpdateService", "UpdateService"]
+
+
+def test_recorded_configurations_keep_no_value_and_no_digest_of_a_sensitive_one(aws: Aws) -> None:
+    aws.create_live()
+    assert aws.run("deploy", str(_manifest(aws, f"{REPO}:v2")), "--yes").code == 0
+    stored = " ".join(p.read_text() for p in (aws.root / "state").rglob("*") if p.is_file())
+    assert STRIPE_VALUE not in stored
+    assert '"sensitive": true' in stored
+    assert not re.search(r"[0-9a-f]{64}", stored), "a SHA-256 digest in a recorded configuration"
+    assert "salt" not in stored and "hmac" not in stored
+
+
+def _set_live_variables(aws: Aws, **values: str | None) -> None:
+    """A console edit of the live variables (None removes one), finished at once."""
     image = aws.described()["SourceConfiguration"]["ImageRepository"]
-    image["ImageConfiguration"]["RuntimeEnvironmentVariables"]["STRIPE_SECRET_KEY"] = (
-        "sk_live_rotated1"
-    )
+    variables = image["ImageConfiguration"]["RuntimeEnvironmentVariables"]
+    for name, value in values.items():
+        if value is None:
+            variables.pop(name)
+        else:
+            variables[name] = value
     aws.fake.external_update(
         "notify-api", {"SourceConfiguration": {"ImageRepository": image}}, polls=0
     )
     aws.described()
-
-    done = aws.run("rollback", str(manifest))
-    assert done.code == 1  # refused before any change
-    assert "STRIPE_SECRET_KEY changed since" in done.err
-    assert _operations(aws) == ["CreateService", "UpdateService", "UpdateService"]
 
 
 # -- preflight -----------------------------------------------------------------------------------

@@ -2,7 +2,8 @@
 
 App Runner has no revisions and no traffic split. Here a revision is the configuration a
 release applied, named SERVICE-RELEASEID and recorded in the history store (a sensitive plain
-value only as a salted hash), so a rollback can send a recorded configuration again, whole.
+value only as the fact that it was there: no value, no digest), so a rollback can send a recorded
+configuration again, taking each sensitive plain value from the live service and saying so.
 Every UpdateService starts from the live configuration and changes only safedeploy's members
 (image, variables, secrets, port, start command, cpu, memory, instance role, egress); every
 block that would not change is left out, so authentication, auto-deployments, health check,
@@ -16,11 +17,9 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import hmac
 import ipaddress
 import json
 import re
-import secrets
 import shlex
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -38,7 +37,7 @@ from safedeploy.lint import Finding, Severity
 from safedeploy.manifest import Manifest
 from safedeploy.model import EnvValue, LiveService, Revision, SecretRef, ServiceSpec
 from safedeploy.providers.base import Capabilities
-from safedeploy.redact import is_sensitive, shown
+from safedeploy.redact import MASK, is_sensitive
 
 Json = dict[str, Any]
 
@@ -89,19 +88,21 @@ class _Live:
 
     @property
     def fingerprint(self) -> str:
-        """Every block (sensitive values masked) and the id of the latest operation.
+        """Every block with no variable value and no start command, and the latest operation's id.
 
         Every change to a service is an operation, so the id moves whenever anything does; the
-        blocks tell an operation that App Runner rolled back from one that finished. UpdatedAt
-        and Status are left out: an operation that merely finishes leaves the plan valid.
+        blocks tell an operation that App Runner rolled back from one that finished. No value
+        goes in, sensitive or not: a digest of a low-entropy value is the value. UpdatedAt and
+        Status are left out: an operation that merely finishes leaves the plan valid.
         """
         blocks = copy.deepcopy(
             {k: v for k, v in self.service.items() if k not in ("Status", "UpdatedAt")}
         )
         config = blocks["SourceConfiguration"]["ImageRepository"].get("ImageConfiguration", {})
-        variables = config.get("RuntimeEnvironmentVariables", {})
-        config["RuntimeEnvironmentVariables"] = {k: shown(k, v) for k, v in variables.items()}
-        config["StartCommand"] = shown("command", config.get("StartCommand"))
+        config["RuntimeEnvironmentVariables"] = sorted(
+            config.get("RuntimeEnvironmentVariables", {})
+        )
+        config["StartCommand"] = MASK if config.get("StartCommand") else None
         operation = (self.operation or {}).get("Id")
         canonical = json.dumps([blocks, operation], sort_keys=True, default=str)
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
@@ -187,7 +188,7 @@ class AppRunnerProvider:
         spec = live.spec
         for name in reversed(names[-MATCH_DEPTH:]):
             record = self.revisions.config(name)
-            if record is not None and _record(spec, record["salt"]) == record:
+            if record is not None and _record(spec, _sensitive_in(record)) == record:
                 self._known.setdefault(name, spec)
                 return name
         made = (live.operation or {}).get("StartedAt") or live.service["CreatedAt"]
@@ -216,7 +217,7 @@ class AppRunnerProvider:
                 hint="run `safedeploy plan` again",
             )
         name = f"{self.service}-{release_id}"
-        self.revisions.save_config(name, _record(target))
+        self.revisions.save_config(name, _record(target, self._sensitive(target)))
         self._known[name] = target
         if live is None:
             self._operations[name] = self._create(target)
@@ -224,7 +225,7 @@ class AppRunnerProvider:
             names = self.revisions.config_names()
             replaced = self._serving(live, names)
             if replaced not in names:  # record what this release replaces, for its rollback
-                self.revisions.save_config(replaced, _record(live.spec))
+                self.revisions.save_config(replaced, _record(live.spec, self._sensitive(live.spec)))
             self._operations[name] = self._update(_changes(live.service, target))
         return Revision(name, 0, ready=False, image=target.image)
 
@@ -234,7 +235,8 @@ class AppRunnerProvider:
         if live is None:
             raise SafedeployError(f"service {self.service} vanished", where=self._where)
         # What App Runner describes now (its defaults filled in) is what this revision is.
-        self.revisions.save_config(revision.name, _record(live.spec))
+        sensitive = self._sensitive(live.spec) | self._sensitive(self._known[revision.name])
+        self.revisions.save_config(revision.name, _record(live.spec, sensitive))
         self._known[revision.name] = live.spec
         return replace(revision, percent=100, ready=True, url=live.url)
 
@@ -361,7 +363,31 @@ class AppRunnerProvider:
                 where=self._where,
                 hint="see `safedeploy status` for the revisions safedeploy recorded",
             )
-        return _restore(record, live, revision)
+        spec, taken = _restore(record, live, revision)
+        if taken:
+            self.progress(
+                f"{self.service}: took {', '.join(taken)} from the live service: sensitive plain "
+                "values are never recorded (move them to secrets: to restore them exactly)"
+            )
+        return spec
+
+    def _sensitive(self, spec: ServiceSpec) -> frozenset[str]:
+        """Names whose plain value is never recorded: sensitive by where it came from (a ${VAR}
+        fill, a live value the manifest does not declare) or by name or look; the start command
+        is `command` here."""
+        names = {
+            n
+            for n, v in spec.env.items()
+            if isinstance(v, str) and (n not in self.manifest.declared or is_sensitive(n, v))
+        }
+        command = shlex.join(spec.command)
+        if (
+            "command" in self.manifest.templates
+            or any(k.startswith("command.") for k in self.manifest.templates)
+            or is_sensitive("command", command)
+        ):
+            names.add(_COMMAND)
+        return frozenset(names)
 
     # -- preflight ---------------------------------------------------------------------------
 
@@ -587,65 +613,78 @@ def _units(value: Any) -> Any:
 # -- recorded configurations ---------------------------------------------------------------------
 
 
-def _record(spec: ServiceSpec, salt: str | None = None) -> Json:
-    """A revision's configuration as stored: a sensitive plain value only as a salted hash.
+_COMMAND = "the start command"  # its place among sensitive names
+_SENSITIVE = {"sensitive": True}  # a plain value that was there and is not stored
 
-    With the salt of a stored record, equal to that record exactly when `spec` is its revision.
+
+def _record(spec: ServiceSpec, sensitive: frozenset[str]) -> Json:
+    """A revision's configuration as stored: of a sensitive plain value, only that it was there.
+
+    Equal to a stored record, given the names that record holds as sensitive, exactly when
+    `spec` is its revision in every value that was stored.
     """
-    salt = salt or secrets.token_hex(16)
+    command = shlex.join(spec.command)
     return {
         "image": spec.image,
-        "command": _stored("command", shlex.join(spec.command), salt),
+        "command": _SENSITIVE if _COMMAND in sensitive and command else command,
         "settings": dict(spec.settings),
-        "salt": salt,
-        "env": {name: _stored(name, value, salt) for name, value in sorted(spec.env.items())},
+        "env": {
+            name: _stored(value, name in sensitive) for name, value in sorted(spec.env.items())
+        },
     }
 
 
-def _stored(name: str, value: EnvValue, salt: str) -> Any:
+def _stored(value: EnvValue, sensitive: bool) -> Any:
     if isinstance(value, SecretRef):
         return {"secret": value.secret}
-    if is_sensitive(name, value):
-        return {"hmac": _hash(salt, value)}
-    return value
+    return _SENSITIVE if sensitive else value
 
 
-def _hash(salt: str, value: str) -> str:
-    return hmac.new(salt.encode(), value.encode(), hashlib.sha256).hexdigest()
+def _sensitive_in(record: Json) -> frozenset[str]:
+    names = {name for name, stored in record["env"].items() if stored == _SENSITIVE}
+    return frozenset(names | ({_COMMAND} if record["command"] == _SENSITIVE else set()))
 
 
-def _restore(record: Json, live: ServiceSpec, revision: str) -> ServiceSpec:
-    """The recorded configuration, taking each sensitive value from the live service.
+def _restore(record: Json, live: ServiceSpec, revision: str) -> tuple[ServiceSpec, list[str]]:
+    """The recorded configuration, and the names whose value was taken from the live service.
 
-    A sensitive value is never stored, so it is restored only where the live one is unchanged
-    since the record (same salted hash); where it changed, refuse and say which.
+    A sensitive plain value is never stored, so it comes from the live service; where the live
+    service no longer has it, refuse and say which.
     """
-    changed: list[str] = []
+    taken: list[str] = []
+    missing: list[str] = []
 
-    def value(name: str, stored: Any, current: EnvValue | None) -> Any:
-        if not isinstance(stored, dict):
-            return stored
-        if "secret" in stored:
-            return SecretRef(stored["secret"])
-        if isinstance(current, str) and _hash(record["salt"], current) == stored["hmac"]:
+    def value(name: str, stored: Any, current: str | None) -> Any:
+        if stored != _SENSITIVE:
+            return SecretRef(stored["secret"]) if isinstance(stored, dict) else stored
+        if current:
+            taken.append(name)
             return current
-        changed.append(name)
+        missing.append(name)
         return None
 
-    env = {name: value(name, stored, live.env.get(name)) for name, stored in record["env"].items()}
-    command = value("the start command", record["command"], shlex.join(live.command))
-    if changed:
+    env = {
+        name: value(name, stored, _plain(live.env.get(name)))
+        for name, stored in record["env"].items()
+    }
+    command = value(_COMMAND, record["command"], shlex.join(live.command))
+    if missing:
         raise SafedeployError(
-            f"cannot restore revision {revision}: {', '.join(changed)} changed since, and "
-            "sensitive plain values are never stored",
+            f"cannot restore revision {revision}: the live service no longer has "
+            f"{', '.join(missing)}, and sensitive plain values are never stored",
             hint="set them by hand, or move them to secrets: so that any release can restore them",
         )
-    return ServiceSpec(
+    spec = ServiceSpec(
         image=record["image"],
         command=tuple(shlex.split(command)),
         env=env,
         settings=record["settings"],
     )
+    return spec, taken
+
+
+def _plain(value: EnvValue | None) -> str | None:
+    return value if isinstance(value, str) else None
 
 
 def _when(moment: Any) -> str:

@@ -8,7 +8,6 @@ read only to start a process and never written anywhere.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import signal
@@ -24,6 +23,7 @@ from safedeploy.errors import SafedeployError
 from safedeploy.lint import Finding, Severity
 from safedeploy.model import EnvValue, LiveService, Revision, SecretRef, ServiceSpec
 from safedeploy.providers.base import Capabilities
+from safedeploy.redact import Sensitive, reveal
 
 READY_TIMEOUT = 20.0
 STOP_TIMEOUT = 5.0
@@ -40,16 +40,18 @@ class LocalSecrets:
     def where(self) -> str:
         return self.dotenv or str(self.folder)
 
-    def get(self, name: str) -> str | None:
+    def get(self, name: str) -> Sensitive | None:
+        """The secret's value, registered with the scrubber as it is read."""
         if self.dotenv:
             from dotenv import dotenv_values
 
-            return dotenv_values(self.dotenv).get(name)
+            found = dotenv_values(self.dotenv).get(name)
+            return None if found is None else Sensitive(found)
         path = self.folder / name
         if not path.is_file():
             return None
         value = path.read_text()
-        return value[:-1] if value.endswith("\n") else value
+        return Sensitive(value[:-1] if value.endswith("\n") else value)
 
 
 class LocalProvider:
@@ -90,7 +92,8 @@ class LocalProvider:
 
     @staticmethod
     def _fingerprint(state: dict[str, Any]) -> str:
-        return hashlib.sha256(json.dumps(state, sort_keys=True).encode()).hexdigest()[:16]
+        """The state's version counter: every save moves it, and it says nothing of a value."""
+        return f"generation-{state['generation']}"
 
     def read(self) -> LiveService:
         state = self._load()
@@ -218,8 +221,7 @@ class LocalProvider:
         """Start the revision's process on a free loopback port; record port and pid."""
         env = {"PATH": self.path_env, "K_SERVICE": self.service, "K_REVISION": name}
         for key, value in record["env"].items():
-            resolved = self._resolve(key, value)
-            env[key] = resolved
+            env[key] = reveal(self._resolve(key, value))
         port = _free_port()
         env["PORT"] = str(port)
         logs = self.folder / "logs"
@@ -254,7 +256,7 @@ class LocalProvider:
                     hint=f"add it to {self.secrets.where}",
                 )
             return secret
-        return str(value)
+        return reveal(value) if isinstance(value, str) else str(value)
 
     def _exit_code(self, pid: int) -> int | None:
         child = self._children.get(pid)
@@ -305,10 +307,14 @@ def _running(pid: int | None) -> bool:
 
 
 def _stored(value: EnvValue) -> Any:
-    """Secrets are stored as references; only plain values are kept, as a platform keeps them."""
+    """Secrets are stored as references; plain values are kept, as a platform keeps them.
+
+    service.json is the local platform's own store, as Cloud Run's is the service: a revision is
+    started again from it, so its plain values are the one place a value is written.
+    """
     if isinstance(value, SecretRef):
         return {"secret": value.secret, "version": value.version}
-    return value
+    return reveal(value)
 
 
 def _spec(record: dict[str, Any]) -> ServiceSpec:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -17,6 +18,7 @@ from safedeploy.providers.local import LocalProvider
 
 APP = Path(__file__).resolve().parents[2] / "demo" / "app.py"
 CANARY = "canary-5f1c9e0b-do-not-print"
+PUBLIC = "public: [GREETING]\n"
 
 MANIFEST = f"""\
 service: shop-api
@@ -96,7 +98,8 @@ def test_deploy_change_then_broken_deploy_rolls_back(sandbox: Sandbox) -> None:
 
     second = sandbox.deploy("bonjour")
     assert second.code == 0, second.err
-    assert "GREETING" in second.out and "bonjour" in second.out
+    assert "GREETING: (sensitive) -> ${GREETING}" in second.out  # a ${VAR} fill: its template
+    assert "bonjour" not in second.out
     serving_before_break = sandbox.serving()
     assert serving_before_break["greeting"] == "bonjour"
 
@@ -153,16 +156,54 @@ def test_stale_saved_plan_is_refused(sandbox: Sandbox) -> None:
     assert sandbox.service()["generation"] == generation
 
 
-def test_saved_plan_with_other_inputs_is_refused(sandbox: Sandbox) -> None:
+@pytest.mark.parametrize(
+    ("planned", "applied"),
+    [
+        pytest.param(MANIFEST, MANIFEST.replace("env:\n", "env:\n  NEW: x\n"), id="a name added"),
+        pytest.param(
+            MANIFEST.replace("[GREETING,", "[SESSION_SIGNING_KEY,"),
+            MANIFEST.replace("[GREETING,", "[SESSION_SIGNING_KEY,").replace("GREETING", "HELLO"),
+            id="a name renamed",
+        ),
+        pytest.param(MANIFEST + PUBLIC, MANIFEST + PUBLIC, id="a public value changed"),
+    ],
+)
+def test_saved_plan_with_other_inputs_is_refused(
+    sandbox: Sandbox, planned: str, applied: str
+) -> None:
+    """Planning again at apply must give the same names, actions and public values."""
     plan_file = sandbox.root / "plan.json"
-    sandbox.run(
+    sandbox.manifest.write_text(planned)
+    done = sandbox.run(
         "plan", str(sandbox.manifest), "--out", str(plan_file), GREETING="a", BREAK_HEALTH="0"
     )
-    done = sandbox.deploy("b", "0", "--plan", str(plan_file))
-    assert done.code == 1
-    assert "differ from the plan" in done.err
+    assert done.code == 0, done.err
+    sandbox.manifest.write_text(applied)
+    greeting = "b" if "public:" in applied else "a"
+    done = sandbox.run(
+        "deploy", str(sandbox.manifest), "--yes", "--plan", str(plan_file),
+        GREETING=greeting, HELLO=greeting, BREAK_HEALTH="0",
+    )  # fmt: skip
+    assert done.code == 1, done.err
+    assert "gives another plan than the saved one" in done.err
     assert sandbox.service() == {}
-    applied = sandbox.deploy("a", "0", "--plan", str(plan_file))
+
+
+def test_a_saved_plan_holds_no_value_and_no_digest(sandbox: Sandbox) -> None:
+    """A hash of a low-entropy value is the value: a plan file keeps neither."""
+    plan_file = sandbox.root / "plan.json"
+    secret_fill = "pin-20481"
+    done = sandbox.run(
+        "plan", str(sandbox.manifest), "--out", str(plan_file),
+        GREETING=secret_fill, BREAK_HEALTH="0",
+    )  # fmt: skip
+    assert done.code == 0, done.err
+    text = plan_file.read_text()
+    assert secret_fill not in text and CANARY not in text
+    assert not re.search(r"[0-9a-fA-F]{16}", text), "a hex digest in the saved plan"
+    assert '"salt"' not in text and '"digest"' not in text
+    # A secret ${VAR} fill that changed is not seen (nothing of it is kept); the service is.
+    applied = sandbox.deploy("pin-99999", "0", "--plan", str(plan_file))
     assert applied.code == 0, applied.err
 
 
