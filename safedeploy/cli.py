@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from types import FrameType
 from typing import Any, TypeVar
 
 import click
 
+from safedeploy.cancel import CancelToken
 from safedeploy.errors import ExitCode, SafedeployError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -88,7 +91,30 @@ def _load(
 def _context(state_dir: Path | None) -> Any:
     from safedeploy.context import Context
 
-    return Context(state_dir=state_dir)
+    return Context(state_dir=state_dir, cancel=_signals.cancel)
+
+
+class _Signals:
+    """What SIGINT, SIGTERM and SIGHUP do (DESIGN.md "Interruption"): before anything changes,
+    stop there; during a deploy, the first one cancels it (it rolls back) and any further one is
+    told that the rollback carries on; during `rollback`, every one is told so."""
+
+    def __init__(self) -> None:
+        self.cancel = CancelToken()
+        self.phase: str | None = None  # None | "deploy" | "rollback"
+
+    def handle(self, signum: int, frame: FrameType | None) -> None:
+        if self.phase is None:
+            raise KeyboardInterrupt  # nothing changed yet: stop here, as Ctrl-C always did
+        if self.phase == "deploy" and not self.cancel.cancelled:
+            self.cancel.cancel(f"cancelled by {signal.Signals(signum).name}")
+            _say("cancelling: rolling back what this deploy changed …")
+        else:
+            _say("rollback in progress; carrying on — only SIGKILL stops it")
+
+
+_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+_signals = _Signals()
 
 
 def _say(text: str) -> None:
@@ -216,6 +242,7 @@ def deploy(
         )
     if any(p.has_changes for p in plans) and not yes:
         _confirm()
+    _signals.phase = "deploy"
     with display(fleet.services, terminal=sys.stderr.isatty(), write=_say) as progress:
         runs = fleet.deploy(plans, rollback=not no_rollback, progress=progress)
     click.echo("\n" + render_runs(runs, "text"), err=as_json)
@@ -276,6 +303,7 @@ def rollback(
         say=_say,
         probe=context.probe(loaded),
     )
+    _signals.phase = "rollback"
     result = deployer.rollback(to)
     click.echo(_describe_result(result))
     sys.exit(result.exit_code)
@@ -430,13 +458,18 @@ def main() -> None:
     stderr passes through the scrubber (redact.py), whoever writes it."""
     from safedeploy.redact import ScrubbedStream, forget_all
 
+    global _signals
     forget_all()  # a process runs one command; tests run many in one process
+    _signals = _Signals()
+    handlers = {signum: signal.signal(signum, _signals.handle) for signum in _SIGNALS}
     streams = sys.stdout, sys.stderr
     sys.stdout, sys.stderr = ScrubbedStream(sys.stdout), ScrubbedStream(sys.stderr)
     try:
         _main()
     finally:
         sys.stdout, sys.stderr = streams
+        for signum, handler in handlers.items():
+            signal.signal(signum, handler)
 
 
 def _main() -> None:

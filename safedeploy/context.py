@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, assert_never
 
+from safedeploy.cancel import CancelToken
 from safedeploy.errors import SafedeployError
 from safedeploy.history import FolderHistory, HistoryStore
 from safedeploy.manifest import Manifest
@@ -17,9 +18,8 @@ from safedeploy.providers.base import Provider
 
 if TYPE_CHECKING:
     from safedeploy.aws import Clients
-    from safedeploy.deployer import OnAttempt
+    from safedeploy.deployer import OnAttempt, Probe
     from safedeploy.history_s3 import S3History
-    from safedeploy.probes import ProbeResult
     from safedeploy.providers.cloudrun import CloudRunProvider
 
 
@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 class Context:
     state_dir: Path | None = None  # default: .safedeploy/ beside each manifest
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+    cancel: CancelToken = field(default_factory=CancelToken)  # set by a signal (cli.main)
     _aws: Clients | None = field(default=None, init=False, repr=False)
     _cloudrun: dict[tuple[Any, ...], CloudRunProvider] = field(
         default_factory=dict, init=False, repr=False
@@ -85,9 +86,7 @@ class Context:
             str(manifest.project), str(manifest.region), manifest.service, manifest.container
         )
 
-    def probe(
-        self, manifest: Manifest, on_attempt: OnAttempt | None = None
-    ) -> Callable[[Manifest, str], list[ProbeResult]] | None:
+    def probe(self, manifest: Manifest, on_attempt: OnAttempt | None = None) -> Probe | None:
         """Probes that carry a Google ID token (`probe_auth: id-token`); None: plain probes."""
         if manifest.probe_auth == "id-token" and manifest.platform is Platform.CLOUDRUN:
             from safedeploy.providers.cloudrun import IdTokenProbe

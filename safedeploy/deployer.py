@@ -1,8 +1,9 @@
 """Carry out a plan: apply -> wait ready -> probe -> promote -> record.
 
-Any failure after apply (not ready, a failed probe, Ctrl-C) puts back the traffic split that
-served before, probes it, and records both what failed and what serves now. The deployer
-never decides again what to change: it runs the plan it is given.
+Any failure after apply (not ready, a failed probe, a cancelled token) puts back the traffic split
+that served before, probes it, and records both what failed and what serves now. The token is
+checked between steps; the rollback's own waits ignore it, so a further signal cannot cut it
+short. The deployer never decides again what to change: it runs the plan it is given.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 
+from safedeploy.cancel import NEVER, Cancelled, CancelToken
 from safedeploy.errors import ExitCode, SafedeployError
 from safedeploy.history import HistoryStore, Outcome, Release, git_commit, new_release_id, who
 from safedeploy.lint import Finding, Severity
@@ -22,6 +24,8 @@ from safedeploy.providers.base import Capabilities, Provider, Validates
 
 Say = Callable[[str], None]
 OnAttempt = Callable[[ProbeSpec, int, str | None], None]  # probe, attempt number, why it failed
+# Probes of a manifest at a URL; the token ends the waits between attempts (NEVER in a rollback).
+Probe = Callable[[Manifest, str, CancelToken], list[ProbeResult]]
 
 
 @dataclass(frozen=True)
@@ -94,15 +98,21 @@ class Deployer:
         history: HistoryStore,
         *,
         say: Say,
-        probe: Callable[[Manifest, str], list[ProbeResult]] | None = None,
+        probe: Probe | None = None,
         on_attempt: OnAttempt | None = None,
+        cancel: CancelToken = NEVER,
     ) -> None:
         self.manifest = manifest
         self.provider = provider
         self.history = history
         self.say = say
+        self.cancel = cancel
         # `on_attempt` lets a terminal show each probe attempt live; a given `probe` runs its own.
-        self.probe = probe or (lambda m, url: run_probes(m.probes, url, on_attempt=on_attempt))
+        self.probe = probe or (
+            lambda m, url, token: run_probes(
+                m.probes, url, sleep=token.sleep, on_attempt=on_attempt
+            )
+        )
 
     # -- deploy ------------------------------------------------------------------------------
 
@@ -117,6 +127,9 @@ class Deployer:
             self.say(f"{plan.service}: no changes; nothing to deploy")
             return DeployResult(plan.service, Outcome.UNCHANGED, ExitCode.OK)
         with self.history.lease(plan.service):
+            if self.cancel.cancelled:  # a signal came as this deploy was about to start
+                message = f"not deployed: {self.cancel.reason}"
+                return DeployResult(plan.service, Outcome.SKIPPED, ExitCode.FAILED, message=message)
             return self._deploy(plan, rollback=rollback)
 
     def _deploy(self, plan: Plan, *, rollback: bool) -> DeployResult:
@@ -137,15 +150,21 @@ class Deployer:
         self.say(f"{plan.service}: created revision {candidate.name}")
         probes: list[ProbeResult] = []
         try:
+            self.cancel.check()
             candidate = self._wait(candidate)
+            self.cancel.check()
             if self.provider.capabilities.candidate_url and candidate.url:
-                probes += self._probe(candidate.url, f"candidate {candidate.name}")
+                probes += self._probe(candidate.url, f"candidate {candidate.name}", self.cancel)
             for percent in self._steps(plan.serving):
+                self.cancel.check()
                 self.provider.route(self._split(plan.serving, candidate, percent))
                 self.say(f"{plan.service}: {candidate.name} serves {percent}%")
-                probes += self._probe(self._service_url(), f"the service at {percent}%")
+                probes += self._probe(
+                    self._service_url(), f"the service at {percent}%", self.cancel
+                )
+            self.cancel.check()
             self.provider.retire(candidate)
-        except (Exception, KeyboardInterrupt) as exc:
+        except Exception as exc:
             failure = _failure(exc)
             probes += failure.probes
             result = self._after_failure(release, plan, candidate, failure, probes, rollback)
@@ -155,7 +174,7 @@ class Deployer:
 
     def _wait(self, candidate: Revision) -> Revision:
         try:
-            ready = self.provider.wait_ready(candidate)
+            ready = self.provider.wait_ready(candidate, self.cancel)
         except SafedeployError as exc:
             raise DeployFailed(
                 f"revision {candidate.name} did not become ready: {exc.what}",
@@ -188,11 +207,11 @@ class Deployer:
             raise DeployFailed("the service has no URL to probe")
         return url
 
-    def _probe(self, url: str, what: str) -> list[ProbeResult]:
+    def _probe(self, url: str, what: str, cancel: CancelToken = NEVER) -> list[ProbeResult]:
         if not self.manifest.probes:
             return []
         self.say(f"{self.manifest.service}: probing {what}")
-        results = self.probe(self.manifest, url)
+        results = self.probe(self.manifest, url, cancel)
         for result in results:  # every line names its service: deploys of several interleave
             self.say(f"{self.manifest.service}:   {describe(result)}")
         failed = [r for r in results if not r.ok]
@@ -348,11 +367,11 @@ class Deployer:
         )
 
 
-def _failure(exc: BaseException) -> DeployFailed:
+def _failure(exc: Exception) -> DeployFailed:
     if isinstance(exc, DeployFailed):
         return exc
-    if isinstance(exc, KeyboardInterrupt):
-        return DeployFailed("interrupted (Ctrl-C)")
+    if isinstance(exc, Cancelled):
+        return DeployFailed(exc.reason)
     if isinstance(exc, SafedeployError):
         return DeployFailed(exc.what, needs_human=exc.exit_code is ExitCode.NEEDS_HUMAN)
     return DeployFailed(f"unexpected {type(exc).__name__}: {exc}")

@@ -8,12 +8,9 @@ nothing but the progress display, and each service's steps are the ones it would
 
 from __future__ import annotations
 
-import ctypes
-import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from contextlib import contextmanager
 from dataclasses import dataclass
 from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
@@ -26,7 +23,7 @@ from safedeploy.history import Outcome
 from safedeploy.manifest import Manifest, ProbeSpec
 from safedeploy.plan import Plan, check_saved, load_saved
 
-_POLL = 0.25  # seconds the main thread waits at a time, so Ctrl-C reaches it promptly
+_POLL = 0.25  # seconds the main thread waits at a time, so a signal's handler runs promptly
 
 A = TypeVar("A")
 T = TypeVar("T")
@@ -109,8 +106,6 @@ class Fleet:
             m.service: context.provider(m, progress=self._waiting_line(m.service))
             for m in manifests
         }
-        self._lock = threading.Lock()
-        self._deploying: dict[str, int] = {}  # service -> the thread deploying it
 
     @property
     def services(self) -> list[str]:
@@ -148,8 +143,8 @@ class Fleet:
     ) -> list[ServiceRun]:
         """Deploy in dependency order, `parallel` at a time; the runs in the manifests' order.
 
-        Ctrl-C stops starting services, and each running deploy gets the KeyboardInterrupt it
-        would get alone, so it rolls back as it would alone.
+        A cancelled token (a signal) stops starting services; each running deploy sees the same
+        token at its next step boundary or wait, so it rolls back as it would alone.
         """
         self._progress = progress
         by_service = {p.service: p for p in plans}
@@ -158,34 +153,28 @@ class Fleet:
         sorter = TopologicalSorter(self.graph)
         sorter.prepare()
         ready: list[str] = []
+        cancel = self.context.cancel
         with ThreadPoolExecutor(self.parallel, thread_name_prefix="deploy") as pool:
-            try:
-                while sorter.is_active():
-                    ready += sorter.get_ready()
-                    for service in list(ready):
-                        failed = [d for d in self.graph[service] if runs[d].result.exit_code]
-                        if failed:
-                            ready.remove(service)
-                            runs[service] = self._skip(service, _because(failed, runs), progress)
-                            sorter.done(service)
-                    while ready and len(running) < self.parallel:
-                        plan = by_service[ready.pop(0)]
-                        running[pool.submit(self._deploy_one, plan, rollback, progress)] = (
-                            plan.service
-                        )
-                    if running:
-                        done, _ = wait(running, timeout=_POLL, return_when=FIRST_COMPLETED)
-                        for future in done:
-                            service = running.pop(future)
-                            runs[service] = future.result()
-                            sorter.done(service)
-            except KeyboardInterrupt:
-                self._interrupt()
-                for future, service in running.items():
-                    runs[service] = future.result()
-                for service in self.services:
-                    if service not in runs:
-                        runs[service] = self._skip(service, "interrupted (Ctrl-C)", progress)
+            while sorter.is_active() and not (cancel.cancelled and not running):
+                ready += sorter.get_ready()
+                for service in list(ready):
+                    failed = [d for d in self.graph[service] if runs[d].result.exit_code]
+                    if failed:
+                        ready.remove(service)
+                        runs[service] = self._skip(service, _because(failed, runs), progress)
+                        sorter.done(service)
+                while ready and len(running) < self.parallel and not cancel.cancelled:
+                    plan = by_service[ready.pop(0)]
+                    running[pool.submit(self._deploy_one, plan, rollback, progress)] = plan.service
+                if running:
+                    done, _ = wait(running, timeout=_POLL, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        service = running.pop(future)
+                        runs[service] = future.result()
+                        sorter.done(service)
+        for service in self.services:
+            if service not in runs:
+                runs[service] = self._skip(service, cancel.reason, progress)
         return [runs[s] for s in self.services]
 
     def _deploy_one(self, plan: Plan, rollback: bool, progress: Progress) -> ServiceRun:
@@ -205,18 +194,13 @@ class Fleet:
             say=lambda line: progress.say(service, line),
             probe=self.context.probe(manifest, on_attempt=attempt),
             on_attempt=attempt,
+            cancel=self.context.cancel,
         )
-        result: DeployResult | None = None
         try:
-            with self._interruptible(service):
-                result = deployer.deploy(plan, rollback=rollback)
+            result = deployer.deploy(plan, rollback=rollback)
         except SafedeployError as exc:  # refused before anything changed: lease, etag, apply
             progress.say(service, f"{service}: error: {exc}")
             result = DeployResult(service, Outcome.FAILED, exc.exit_code, message=str(exc))
-        except KeyboardInterrupt:  # before the deployer's own handling began, or as it ended
-            if result is None:
-                message = "interrupted (Ctrl-C) before the rollout; see `safedeploy status`"
-                result = DeployResult(service, Outcome.FAILED, ExitCode.FAILED, message=message)
         run = ServiceRun(result, time.monotonic() - started)
         progress.finished(run)
         return run
@@ -238,29 +222,6 @@ class Fleet:
                 self._progress.step(service, text)
 
         return step
-
-    @contextmanager
-    def _interruptible(self, service: str) -> Iterator[None]:
-        with self._lock:
-            self._deploying[service] = threading.get_ident()
-        try:
-            yield
-        finally:
-            with self._lock:
-                self._deploying.pop(service, None)
-
-    def _interrupt(self) -> None:
-        """Raise KeyboardInterrupt in each thread still deploying, as Ctrl-C would alone.
-
-        Only the main thread receives signals, so the exception is set on the others the one way
-        Python offers; it arrives at the thread's next Python instruction.
-        """
-        with self._lock:
-            for ident in self._deploying.values():
-                ctypes.pythonapi.PyThreadState_SetAsyncExc(
-                    ctypes.c_ulong(ident), ctypes.py_object(KeyboardInterrupt)
-                )
-            self._deploying.clear()
 
 
 def _attempt(func: Callable[[A], T], arg: A) -> T | SafedeployError:

@@ -1,7 +1,7 @@
 """The deployer's policy over a stateful in-memory platform with fault switches.
 
 The platform here is a double of the Provider protocol, so each failure point (apply, ready,
-candidate probe, a canary step, Ctrl-C, the rollback itself) can be switched on by name.
+candidate probe, a canary step, a cancelled token, the rollback itself) can be switched on by name.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from safedeploy.cancel import CancelToken, Cancelled
 from safedeploy.deployer import Deployer, plan_service
 from safedeploy.errors import ExitCode, SafedeployError
 from safedeploy.history import FolderHistory, Outcome
@@ -66,7 +67,7 @@ class MemoryPlatform:
         self.generation += 1
         return Revision(name, 0, url=f"http://{name}")
 
-    def wait_ready(self, revision: Revision) -> Revision:
+    def wait_ready(self, revision: Revision, cancel: CancelToken) -> Revision:
         self._call("wait_ready", revision.name)
         return revision
 
@@ -81,7 +82,7 @@ class MemoryPlatform:
     def discard(self, candidate: Revision) -> None:
         self._call("discard", candidate.name)
 
-    def probe(self, manifest: Manifest, url: str) -> list[ProbeResult]:
+    def probe(self, manifest: Manifest, url: str, cancel: CancelToken) -> list[ProbeResult]:
         """Probe the candidate by its URL, the service by whichever revision serves most."""
         host = url.removeprefix("http://")
         serving = max(self.traffic, key=lambda n: self.traffic[n]) if host == "service" else host
@@ -150,7 +151,7 @@ def test_canary_failure_puts_back_the_exact_split(tmp_path: Path) -> None:
     m = manifest(tmp_path, rollout=Rollout(strategy="canary", steps=[10, 50, 100]))
     calls = 0
 
-    def probe(manifest: Manifest, url: str) -> list[ProbeResult]:
+    def probe(manifest: Manifest, url: str, cancel: CancelToken) -> list[ProbeResult]:
         nonlocal calls
         calls += 1
         ok = calls != 3  # the 50% step fails; the candidate, 10% and restored probes pass
@@ -173,10 +174,10 @@ def test_canary_failure_puts_back_the_exact_split(tmp_path: Path) -> None:
     "fault",
     [
         SafedeployError("revision failed to start"),
-        KeyboardInterrupt(),
+        Cancelled("cancelled by SIGTERM"),
         RuntimeError("boom"),
     ],
-    ids=["not-ready", "ctrl-c", "unexpected"],
+    ids=["not-ready", "cancelled", "unexpected"],
 )
 def test_any_failure_after_apply_rolls_back(tmp_path: Path, fault: BaseException) -> None:
     platform = MemoryPlatform()

@@ -6,7 +6,6 @@ small stand-in for Context hands them out, so these tests run the real Fleet and
 
 from __future__ import annotations
 
-import _thread
 import io
 import threading
 import time
@@ -16,6 +15,7 @@ from pathlib import Path
 import pytest
 from test_deployer import MemoryPlatform, manifest
 
+from safedeploy.cancel import CancelToken
 from safedeploy.errors import ExitCode, SafedeployError
 from safedeploy.fleet import Fleet, ServiceRun, dependencies, worst
 from safedeploy.history import FolderHistory, HistoryStore, Outcome
@@ -31,6 +31,7 @@ class Platforms:
 
     root: Path
     platforms: dict[str, MemoryPlatform]
+    cancel: CancelToken = field(default_factory=CancelToken)
 
     def provider(self, m: Manifest, progress: object = None) -> MemoryPlatform:
         return self.platforms[m.service]
@@ -87,11 +88,11 @@ class Slow(MemoryPlatform):
         super().__init__()
         self.service, self.gauge, self.seconds = service, gauge, seconds
 
-    def wait_ready(self, revision: Revision) -> Revision:
+    def wait_ready(self, revision: Revision, cancel: CancelToken) -> Revision:
         self.gauge.enter(self.service)
         time.sleep(self.seconds)
         self.gauge.leave(self.service)
-        return super().wait_ready(revision)
+        return super().wait_ready(revision, cancel)
 
 
 def fleet(
@@ -266,31 +267,30 @@ def test_a_saved_plan_is_refused_for_all_naming_each_service_that_moved(tmp_path
     assert "service b" not in what
 
 
-# -- Ctrl-C ----------------------------------------------------------------------------------
+# -- a signal ------------------------------------------------------------------------------
 
 
 class Interrupted(MemoryPlatform):
-    """Presses Ctrl-C while its revision starts, then waits as a slow rollout would."""
+    """A signal arrives while its revision starts; the wait ends when the token is cancelled."""
 
-    def wait_ready(self, revision: Revision) -> Revision:
-        _thread.interrupt_main()
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:  # until the fleet hands the interrupt on
-            time.sleep(0.01)
-        raise AssertionError("the interrupt never arrived")
+    def wait_ready(self, revision: Revision, cancel: CancelToken) -> Revision:
+        cancel.cancel("cancelled by SIGTERM")  # what cli's handler does
+        assert cancel.wait(10)
+        cancel.check()
+        raise AssertionError("the token did not stop the wait")
 
 
-def test_ctrl_c_rolls_back_what_runs_and_starts_nothing_more(tmp_path: Path) -> None:
+def test_a_signal_rolls_back_what_runs_and_starts_nothing_more(tmp_path: Path) -> None:
     platforms = {"auth": Interrupted(), "api": MemoryPlatform()}
     f, _ = fleet(tmp_path, {"auth": [], "api": ["auth"]}, platforms=platforms)
 
     runs = deploy(f)
 
     assert runs["auth"].result.outcome is Outcome.ROLLED_BACK
-    assert "interrupted (Ctrl-C)" in (runs["auth"].result.message or "")
+    assert "cancelled by SIGTERM; rolled back" in (runs["auth"].result.message or "")
     assert platforms["auth"].traffic == {"api-old": 100}
     assert runs["api"].result.outcome is Outcome.SKIPPED
-    assert runs["api"].result.message == "not deployed: interrupted (Ctrl-C)"
+    assert runs["api"].result.message == "not deployed: cancelled by SIGTERM"
     assert platforms["api"].calls == []
 
 

@@ -30,6 +30,7 @@ from typing import Any, Protocol
 from botocore.exceptions import ClientError
 
 from safedeploy.aws import Clients, aws_errors, error_code
+from safedeploy.cancel import NEVER, CancelToken
 from safedeploy.errors import ExitCode, SafedeployError
 from safedeploy.history import busy
 from safedeploy.importer import manifest_text
@@ -229,8 +230,8 @@ class AppRunnerProvider:
             self._operations[name] = self._update(_changes(live.service, target))
         return Revision(name, 0, ready=False, image=target.image)
 
-    def wait_ready(self, revision: Revision) -> Revision:
-        self._finish(self._operations[revision.name])
+    def wait_ready(self, revision: Revision, cancel: CancelToken) -> Revision:
+        self._finish(self._operations[revision.name], cancel)
         live = self._describe()
         if live is None:
             raise SafedeployError(f"service {self.service} vanished", where=self._where)
@@ -299,9 +300,9 @@ class AppRunnerProvider:
             "then deploy again",
         )
 
-    def _finish(self, operation_id: str) -> None:
+    def _finish(self, operation_id: str, cancel: CancelToken = NEVER) -> None:
         """Wait for our operation; raise with what App Runner said unless it succeeded."""
-        summary = self._wait(operation_id)
+        summary = self._wait(operation_id, cancel)
         if summary is None:
             raise SafedeployError(
                 f"App Runner operation {operation_id} did not end within {self.timeout:.0f}s",
@@ -329,8 +330,9 @@ class AppRunnerProvider:
             exit_code=ExitCode.NEEDS_HUMAN,
         )
 
-    def _wait(self, operation_id: str) -> Json | None:
-        """Poll until the operation ends, with backoff; None when it outlasts the timeout."""
+    def _wait(self, operation_id: str, cancel: CancelToken = NEVER) -> Json | None:
+        """Poll until the operation ends, with backoff; None when it outlasts the timeout.
+        Cancelled ends the wait (not the operation) between polls."""
         start = time.monotonic()
         interval = self.poll_interval
         while True:
@@ -341,7 +343,7 @@ class AppRunnerProvider:
             if elapsed >= self.timeout:
                 return None
             self.progress(f"{self.service}: {summary['Type']} {summary['Status']} ({elapsed:.0f}s)")
-            time.sleep(min(interval, self.timeout - elapsed))
+            cancel.sleep(min(interval, self.timeout - elapsed))
             interval = min(interval * 1.5, MAX_POLL_INTERVAL)
 
     def _operation(self, operation_id: str) -> Json:

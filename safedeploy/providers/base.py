@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
+from safedeploy.cancel import CancelToken
 from safedeploy.lint import Finding
 from safedeploy.model import LiveService, Revision, ServiceSpec
 
@@ -35,8 +36,9 @@ class Provider(Protocol):
         """Create the new revision with no traffic; refuse if the service left `fingerprint`."""
         ...
 
-    def wait_ready(self, revision: Revision) -> Revision:
-        """Block until the revision can serve; raise with the platform's reason when it cannot."""
+    def wait_ready(self, revision: Revision, cancel: CancelToken) -> Revision:
+        """Block until the revision can serve; raise with the platform's reason when it cannot,
+        Cancelled when `cancel` is set first (the revision may still come up)."""
         ...
 
     def route(self, split: Mapping[str, int]) -> None:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import json
+import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import asdict, dataclass
@@ -31,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 import requests
 
+from safedeploy.cancel import NEVER, CancelToken
 from safedeploy.errors import SafedeployError
 from safedeploy.history import HistoryStore, Outcome, Release, last_succeeded, new_release_id
 from safedeploy.importer import manifest_text
@@ -58,6 +60,7 @@ NO_SERVICE = ""  # the fingerprint of a service that does not exist yet
 _SCOPE = "https://www.googleapis.com/auth/cloud-platform"
 _ACCESS_ROLES = ("roles/secretmanager.secretAccessor", "roles/secretmanager.admin")
 _MAX_REVISION_NAME = 63
+_WAIT_SLICE = 1.0  # seconds an operation is polled before the cancel token is asked again
 # The values gcloud takes for --egress and --ingress, and the API's enum names for them.
 EGRESS = {"all-traffic": "ALL_TRAFFIC", "private-ranges-only": "PRIVATE_RANGES_ONLY"}
 INGRESS = {
@@ -180,8 +183,12 @@ class _Google:
                 raise
             raise exc.cause from None
 
-    def wait(self, operation: Any) -> Any:
-        """Follow a long-running operation to its end; its error is raised as a Google error."""
+    def wait(self, operation: Any, cancel: CancelToken = NEVER) -> Any:
+        """Follow a long-running operation to its end; its error is raised as a Google error.
+
+        Polled a slice at a time so that a cancelled token ends the wait (not the operation)
+        within a slice; concurrent.futures.TimeoutError after `ready_timeout`.
+        """
         from google.api_core.future.polling import _OperationNotComplete
         from google.api_core.retry import Retry, if_exception_type
 
@@ -192,7 +199,17 @@ class _Google:
             multiplier=1.5,
             timeout=self.pace.ready_timeout,
         )
-        return operation.result(retry=self.retry, polling=polling)
+        deadline = time.monotonic() + self.pace.ready_timeout
+        while True:
+            cancel.check()
+            left = deadline - time.monotonic()
+            try:
+                return operation.result(
+                    retry=self.retry, polling=polling, timeout=min(_WAIT_SLICE, max(left, 0.0))
+                )
+            except concurrent.futures.TimeoutError:
+                if time.monotonic() >= deadline:
+                    raise
 
 
 def _no_credentials(why: str) -> SafedeployError:
@@ -491,12 +508,12 @@ class CloudRunProvider:
             return [_found("SD205", None, f"Cloud Run refused the update: {exc.what}", hint)]
         return []
 
-    def wait_ready(self, revision: Revision) -> Revision:
+    def wait_ready(self, revision: Revision, cancel: CancelToken) -> Revision:
         name = f"{self.resource}/revisions/{revision.name}"
         operation, self._operation = self._operation, None
         try:
             with _errors(self.resource):
-                service = self.google.wait(operation) if operation else self._existing()
+                service = self.google.wait(operation, cancel) if operation else self._existing()
         except SafedeployError as exc:
             try:
                 reason = self._not_ready(name) or exc.what
@@ -664,13 +681,21 @@ class IdTokenProbe:
         self.on_attempt = on_attempt
         self._tokens: dict[str, str] = {}
 
-    def __call__(self, manifest: Manifest, url: str) -> list[ProbeResult]:
+    def __call__(
+        self, manifest: Manifest, url: str, cancel: CancelToken = NEVER
+    ) -> list[ProbeResult]:
         audience = self.provider.url or url
         if audience not in self._tokens:
             self._tokens[audience] = self.fetch(audience)
         with requests.Session() as session:
             session.headers["Authorization"] = f"Bearer {self._tokens[audience]}"
-            return run_probes(manifest.probes, url, session=session, on_attempt=self.on_attempt)
+            return run_probes(
+                manifest.probes,
+                url,
+                session=session,
+                sleep=cancel.sleep,
+                on_attempt=self.on_attempt,
+            )
 
 
 def _fetch_id_token(audience: str) -> str:

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from safedeploy.cancel import NEVER, CancelToken
 from safedeploy.errors import SafedeployError
 from safedeploy.lint import Finding, Severity
 from safedeploy.model import EnvValue, LiveService, Revision, SecretRef, ServiceSpec
@@ -151,7 +152,7 @@ class LocalProvider:
         self._save(state)
         return _revision(name, record, 0, True)
 
-    def wait_ready(self, revision: Revision) -> Revision:
+    def wait_ready(self, revision: Revision, cancel: CancelToken) -> Revision:
         record = self._load()["revisions"][revision.name]
         deadline = time.monotonic() + READY_TIMEOUT
         while time.monotonic() < deadline:
@@ -166,7 +167,7 @@ class LocalProvider:
                 with socket.create_connection(("127.0.0.1", record["port"]), timeout=0.5):
                     return _revision(revision.name, record, revision.percent, True)
             except OSError:
-                time.sleep(0.05)
+                cancel.sleep(0.05)
         raise SafedeployError(
             f"revision {revision.name} did not listen on port {record['port']} "
             f"within {READY_TIMEOUT:.0f}s",
@@ -188,7 +189,7 @@ class LocalProvider:
         if not _running(record.get("pid")):
             self._start(name, record)
             self._save(state)
-            self.wait_ready(_revision(name, record, 0, False))
+            self.wait_ready(_revision(name, record, 0, False), NEVER)
         state["active"] = name
         self._save(state)
 
