@@ -362,6 +362,21 @@ def status(
     click.echo(f"owned: {', '.join(sorted(live.owned)) or '(none)'}")
     drift = sorted(set(live.spec.env) - loaded.declared) if live.spec else []
     click.echo(f"drift (live, not in the manifest): {', '.join(drift) or '(none)'}")
+    _say_unfinished(context.history(loaded), manifest)
+
+
+def _say_unfinished(store: Any, manifest: Path) -> None:
+    """An interrupted release is named until `rollback` finishes it (DESIGN.md "Interruption")."""
+    from safedeploy.deployer import interrupted_note
+    from safedeploy.history import unfinished
+
+    stuck = unfinished(store.releases())
+    if stuck is None:
+        return
+    if store.held():
+        click.echo(f"release {stuck.id} is in progress now")
+    else:
+        click.echo(f"{interrupted_note(stuck)}: run `safedeploy rollback {manifest}` to finish it")
 
 
 @cli.command()

@@ -14,13 +14,21 @@ from datetime import UTC, datetime
 
 from safedeploy.cancel import NEVER, Cancelled, CancelToken
 from safedeploy.errors import ExitCode, SafedeployError
-from safedeploy.history import HistoryStore, Outcome, Release, git_commit, new_release_id, who
+from safedeploy.history import (
+    HistoryStore,
+    Outcome,
+    Release,
+    git_commit,
+    new_release_id,
+    unfinished,
+    who,
+)
 from safedeploy.lint import Finding, Severity
 from safedeploy.manifest import Manifest, ProbeSpec
 from safedeploy.model import Revision
 from safedeploy.plan import Plan, build_plan
 from safedeploy.probes import ProbeResult, describe, run_probes
-from safedeploy.providers.base import Capabilities, Provider, Validates
+from safedeploy.providers.base import Capabilities, Previews, Provider, Validates
 
 Say = Callable[[str], None]
 OnAttempt = Callable[[ProbeSpec, int, str | None], None]  # probe, attempt number, why it failed
@@ -130,7 +138,22 @@ class Deployer:
             if self.cancel.cancelled:  # a signal came as this deploy was about to start
                 message = f"not deployed: {self.cancel.reason}"
                 return DeployResult(plan.service, Outcome.SKIPPED, ExitCode.FAILED, message=message)
-            return self._deploy(plan, rollback=rollback)
+            stuck = unfinished(self.history.releases())  # we hold the lease: its holder is gone
+            if stuck is not None and plan.serving != stuck.traffic_before:
+                raise SafedeployError(
+                    f"{interrupted_note(stuck)}; the service serves "
+                    f"{_describe_split(plan.serving)}, not {_describe_split(stuck.traffic_before)}"
+                    " as before it; nothing was changed",
+                    where=str(self.manifest.path),
+                    hint=f"run `safedeploy rollback {self.manifest.path}` to finish it, "
+                    "then deploy again",
+                )
+            result = self._deploy(plan, rollback=rollback)
+            if stuck is not None:  # it serves what served before it: recorded as put back
+                self.say(f"{plan.service}: {interrupted_note(stuck)}; marked rolled back")
+                message = "interrupted; what served before it was found serving again"
+                self.history.save(stuck.finished(Outcome.ROLLED_BACK, message))
+            return result
 
     def _deploy(self, plan: Plan, *, rollback: bool) -> DeployResult:
         release = self._start_release(
@@ -316,29 +339,37 @@ class Deployer:
     # -- rollback on demand ------------------------------------------------------------------
 
     def rollback(self, to: str | None) -> DeployResult:
-        """Serve an earlier revision again, whole, with its own probe and history entry."""
-        live = self.provider.read()
-        target = to or self._previous_revision()
-        known = {r.name for r in live.revisions}
-        if target not in known:
-            raise SafedeployError(
-                f"{self.manifest.service} has no revision {target}",
-                hint=f"choose one of: {', '.join(sorted(known)) or 'none'}",
-            )
+        """Serve an earlier revision again, whole, with its own probe and history entry; with no
+        `to`, an interrupted release is finished first: what served before it is put back."""
         with self.history.lease(self.manifest.service):
             releases = self.history.releases()
+            stuck = unfinished(releases)  # we hold the lease: its holder is gone
+            if stuck is not None and to is None:
+                return self._finish_interrupted(stuck, releases)
+            live = self.provider.read()
+            target = to or self._previous_revision()
+            known = {r.name for r in live.revisions}
+            if target not in known:
+                raise SafedeployError(
+                    f"{self.manifest.service} has no revision {target}",
+                    hint=f"choose one of: {', '.join(sorted(known)) or 'none'}",
+                )
             release = self._start_release(
                 "rollback",
                 live.traffic,
                 image=next((r.image for r in live.revisions if r.name == target), None),
-                owned=next(
-                    (r.owned for r in reversed(releases) if r.revision == target),
-                    tuple(sorted(live.owned)),
-                ),
+                owned=_owned(releases, target, live.owned),
                 revision=target,
             )
-            self.say(f"{self.manifest.service}: routing 100% to {target}")
             probes: list[ProbeResult] = []
+            refused = self._probe_alone(Revision(target), probes)
+            if refused is not None:
+                message = (
+                    f"rollback to {target} refused: {refused}; nothing changed, "
+                    f"{_describe_split(live.traffic)} still serves"
+                )
+                return self._finish(release, Outcome.FAILED, ExitCode.FAILED, message, probes)
+            self.say(f"{self.manifest.service}: routing 100% to {target}")
             try:
                 self.provider.route({target: 100})
             except SafedeployError as exc:  # one call refused: nothing changed
@@ -352,9 +383,72 @@ class Deployer:
                 return self._finish(
                     release, Outcome.ROLLBACK_FAILED, ExitCode.NEEDS_HUMAN, message, probes
                 )
+            if stuck is not None:
+                message = f"interrupted; rollback {release.id} then served {target}"
+                self.history.save(stuck.finished(Outcome.ROLLED_BACK, message))
             return self._finish(
                 release, Outcome.SUCCEEDED, ExitCode.OK, f"serving {target}", probes
             )
+
+    def _probe_alone(self, revision: Revision, probes: list[ProbeResult]) -> str | None:
+        """Probe a revision on its own URL before it gets traffic; why it failed, or None.
+        A platform that cannot (App Runner) is said so, and the probe after routing decides."""
+        if not isinstance(self.provider, Previews):
+            self.say(
+                f"{self.manifest.service}: {self.manifest.platform} cannot serve {revision.name} "
+                "before routing to it, so it is probed after the switch"
+            )
+            return None
+        try:
+            alone = self.provider.preview(revision)
+            probes += self._probe(alone.url or "", f"revision {revision.name} before any traffic")
+        except Exception as exc:
+            try:
+                self.provider.discard(revision)  # its tag goes: nothing else was touched
+            except SafedeployError as again:
+                return f"{_failure(exc).reason} (and removing its tag failed: {again.what})"
+            return _failure(exc).reason
+        return None
+
+    def _finish_interrupted(self, stuck: Release, releases: list[Release]) -> DeployResult:
+        """Put back what served before an interrupted release, probe it, record both."""
+        split = stuck.traffic_before
+        if not split:
+            raise SafedeployError(
+                f"{interrupted_note(stuck)}, and nothing served before it",
+                hint="deploy again, or choose a revision with `rollback --to REVISION`",
+            )
+        live = self.provider.read()
+        target = max(split, key=lambda name: split[name])
+        release = self._start_release(
+            "rollback",
+            live.traffic,
+            image=next((r.image for r in live.revisions if r.name == target), None),
+            owned=_owned(releases, target, live.owned),
+            revision=target,
+        )
+        self.say(
+            f"{self.manifest.service}: {interrupted_note(stuck)}; putting back "
+            f"{_describe_split(split)}"
+        )
+        probes: list[ProbeResult] = []
+        try:
+            self.provider.route(split)
+            if stuck.revision:
+                self.provider.discard(Revision(stuck.revision))
+            serving = self.provider.read().traffic
+            if serving != split:
+                raise DeployFailed(f"the service serves {_describe_split(serving)}")
+            probes += self._probe(self._service_url(), "the restored service")
+        except Exception as exc:
+            message = f"finishing release {stuck.id} failed: {_failure(exc).reason}"
+            return self._finish(
+                release, Outcome.ROLLBACK_FAILED, ExitCode.NEEDS_HUMAN, message, probes
+            )
+        done = f"interrupted; rollback {release.id} put back {_describe_split(split)}"
+        self.history.save(stuck.finished(Outcome.ROLLED_BACK, done))
+        message = f"finished interrupted release {stuck.id}: serving {_describe_split(split)}"
+        return self._finish(release, Outcome.SUCCEEDED, ExitCode.OK, message, probes)
 
     def _previous_revision(self) -> str:
         """The revision that served before the last release that succeeded."""
@@ -375,6 +469,19 @@ def _failure(exc: Exception) -> DeployFailed:
     if isinstance(exc, SafedeployError):
         return DeployFailed(exc.what, needs_human=exc.exit_code is ExitCode.NEEDS_HUMAN)
     return DeployFailed(f"unexpected {type(exc).__name__}: {exc}")
+
+
+def interrupted_note(release: Release) -> str:
+    """How every command names a release that never finished."""
+    what = f"{release.kind} of {release.revision}" if release.revision else release.kind
+    return f"release {release.id} ({what}, {release.time}) was interrupted and never finished"
+
+
+def _owned(releases: Sequence[Release], revision: str, live: frozenset[str]) -> tuple[str, ...]:
+    """The names a revision's own release owned; else what the live service says."""
+    return next(
+        (r.owned for r in reversed(releases) if r.revision == revision), tuple(sorted(live))
+    )
 
 
 def _records(probes: Sequence[ProbeResult]) -> tuple[dict[str, object], ...]:

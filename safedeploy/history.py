@@ -99,10 +99,19 @@ class HistoryStore(Protocol):
         """Hold the deploy lease; a second deploy fails fast and names the holder."""
         ...
 
+    def held(self) -> bool:
+        """Whether a live deploy holds the lease now (not one left by a process that died)."""
+        ...
+
 
 def last_succeeded(releases: list[Release]) -> Release | None:
     done = [r for r in releases if r.outcome is Outcome.SUCCEEDED]
     return done[-1] if done else None
+
+
+def unfinished(releases: list[Release]) -> Release | None:
+    """The newest release when it never ended: interrupted, unless its holder still runs."""
+    return releases[-1] if releases and releases[-1].outcome is Outcome.IN_PROGRESS else None
 
 
 def busy(service: str, holder: str, since: object, *, where: str, hint: str) -> SafedeployError:
@@ -157,7 +166,7 @@ class FolderHistory:
                 break
             except FileExistsError:
                 current = _read_lease(path)
-                if current and _is_stale(current):
+                if current and is_stale(current):
                     path.unlink(missing_ok=True)
                     continue
                 current = current or {}
@@ -176,6 +185,10 @@ class FolderHistory:
             yield
         finally:
             path.unlink(missing_ok=True)
+
+    def held(self) -> bool:
+        current = _read_lease(self.folder / "lease")
+        return current is not None and not is_stale(current)
 
     # A platform without revisions (App Runner) records each revision's configuration here.
 
@@ -207,7 +220,7 @@ def _read_lease(path: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
-def _is_stale(lease: dict[str, Any]) -> bool:
+def is_stale(lease: dict[str, Any]) -> bool:
     """A lease left by a process of this machine that no longer runs can be taken over."""
     if not str(lease.get("holder", "")).endswith(f"@{socket.gethostname()}"):
         return False

@@ -22,7 +22,7 @@ from botocore.exceptions import ClientError
 
 from safedeploy.aws import Clients, aws_errors, error_code
 from safedeploy.errors import SafedeployError
-from safedeploy.history import Outcome, Release, busy, decode, encode, who
+from safedeploy.history import Outcome, Release, busy, decode, encode, is_stale, who
 from safedeploy.redact import scrub
 
 LEASE_TTL = timedelta(hours=1)  # longer than any deploy's bounded waits
@@ -131,6 +131,13 @@ class S3History:
     def save_config(self, revision: str, config: dict[str, Any]) -> None:
         self._put(self._key(f"configs/{revision}.json"), scrub(json.dumps(config, sort_keys=True)))
 
+    def held(self) -> bool:
+        found = self._get(self._key("lease.json"))
+        if found is None:
+            return False
+        current = json.loads(found[0])
+        return not (_expired(current) or is_stale(current))
+
     @contextmanager
     def lease(self, service: str) -> Iterator[None]:
         """Hold the deploy lease; a second deploy fails fast and names the holder."""
@@ -164,7 +171,7 @@ class S3History:
             if found is None:
                 continue  # released between the two calls
             current, current_etag = json.loads(found[0]), found[1]
-            if _expired(current):
+            if _expired(current) or is_stale(current):  # a dead process's, on this machine
                 etag = self._put(key, text, IfMatch=current_etag)
                 if etag is not None:
                     return etag

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from safedeploy.cancel import CancelToken, Cancelled
+from safedeploy.cancel import Cancelled, CancelToken
 from safedeploy.deployer import Deployer, plan_service
 from safedeploy.errors import ExitCode, SafedeployError
 from safedeploy.history import FolderHistory, Outcome

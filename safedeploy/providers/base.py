@@ -55,6 +55,16 @@ class Provider(Protocol):
 
 
 @runtime_checkable
+class Previews(Protocol):
+    """A provider that can make an existing revision answer alone, with no traffic, so that
+    `rollback --to` probes it before anything moves (not App Runner: it runs one configuration)."""
+
+    def preview(self, revision: Revision) -> Revision:
+        """The revision reachable on its own URL; `discard` takes that away again."""
+        ...
+
+
+@runtime_checkable
 class Validates(Protocol):
     """A provider whose platform can check an update without making it (`plan --validate`)."""
 

@@ -26,7 +26,7 @@ import json
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -52,6 +52,7 @@ BACKOFF = "SAFEDEPLOY_CLOUDRUN_BACKOFF"
 
 MANAGED_ENV = "safedeploy.dev/managed-env"
 RELEASE = "safedeploy.dev/release"
+TRAFFIC_BEFORE = "safedeploy.dev/traffic-before"  # on a revision: what served when it was made
 RELEASES = "safedeploy.dev/releases"
 CANDIDATE = "candidate"
 KEEP_RELEASES = 20
@@ -441,6 +442,7 @@ class CloudRunProvider:
         from google.cloud import run_v2
 
         revision = f"{self.service}-{release_id}"
+        serving: dict[str, int] = {}
         if fingerprint == NO_SERVICE:
             container = run_v2.Container(name=self.container or "")
             service = run_v2.Service(template=run_v2.RevisionTemplate(containers=[container]))
@@ -448,6 +450,7 @@ class CloudRunProvider:
             service = run_v2.Service.deserialize(
                 run_v2.Service.serialize(self._as_read(fingerprint))
             )
+            serving = _serving(service)
             service.traffic = _with_candidate(service, revision)
         before = spec_of(service, self.container)
         container = _container(service.template, self.container)
@@ -457,6 +460,8 @@ class CloudRunProvider:
         _patch_settings(service, container, before.settings, target.settings)
         service.template.revision = revision
         service.template.annotations[RELEASE] = release_id
+        # An interrupted release is finished from its revision alone (`rollback`): keep the split.
+        service.template.annotations[TRAFFIC_BEFORE] = json.dumps(serving, sort_keys=True)
         service.annotations[MANAGED_ENV] = ",".join(sorted(owned))
         return service
 
@@ -583,6 +588,16 @@ class CloudRunProvider:
         """The candidate loses its tag and keeps its revision, as evidence."""
         self._untag()
 
+    def preview(self, revision: Revision) -> Revision:
+        """Give an existing revision the candidate tag (no traffic moves): its tag URL."""
+        service = self._existing()
+        service.traffic = _with_candidate(service, revision.name)
+        self._update(service)
+        url = _tag_urls(self._seen).get(revision.name)
+        if not url:
+            raise SafedeployError(f"revision {revision.name} got no tag URL", where=self.resource)
+        return replace(revision, url=url)
+
     def _untag(self) -> None:
         service = self._existing()
         if not any(t.tag == CANDIDATE for t in service.traffic):
@@ -659,6 +674,9 @@ class CloudRunHistory:
 
     def lease(self, service: str) -> AbstractContextManager[None]:
         return self.local.lease(service)
+
+    def held(self) -> bool:
+        return self.local.held()
 
 
 class IdTokenProbe:
@@ -1031,6 +1049,10 @@ def _without_digest(record: dict[str, Any]) -> dict[str, Any]:
 def _interrupted(service: str, release_id: str, revision: Any) -> Release:
     """A revision safedeploy made whose release never recorded an end."""
     container = next(iter(revision.containers), None)
+    try:
+        before = json.loads(revision.annotations.get(TRAFFIC_BEFORE, "{}"))
+    except ValueError:
+        before = {}
     return Release(
         id=release_id,
         service=service,
@@ -1040,7 +1062,7 @@ def _interrupted(service: str, release_id: str, revision: Any) -> Release:
         git_commit=None,
         image=container.image if container is not None else None,
         owned=(),
-        traffic_before={},
+        traffic_before=before if isinstance(before, dict) else {},
         revision=_short(revision.name),
     )
 

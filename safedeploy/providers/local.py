@@ -200,6 +200,17 @@ class LocalProvider:
                 self._stop(record)
         self._save(state)
 
+    def preview(self, revision: Revision) -> Revision:
+        """Start the revision's process if it is stopped; it gets traffic only from `route`."""
+        state = self._load()
+        record = state["revisions"].get(revision.name)
+        if record is None:
+            raise SafedeployError(f"no revision {revision.name} of {self.service}")
+        if not _running(record.get("pid")):
+            self._start(revision.name, record)
+            self._save(state)
+        return self.wait_ready(_revision(revision.name, record, 0, False), NEVER)
+
     def discard(self, candidate: Revision) -> None:
         state = self._load()
         record = state["revisions"].get(candidate.name)
