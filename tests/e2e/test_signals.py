@@ -24,8 +24,8 @@ from fakes.cloudrun import AppRequest, AppResponse, FakeCloudRun, default_app
 
 from safedeploy.providers.local import LocalProvider
 
-# MODE=ok is healthy; slow-start never listens in time; unhealthy: /health is 503; once: /health passes twice
-# (the candidate's probe), then 503; HEALTH_DELAY makes each /health answer take that long.
+# MODE=ok is healthy; slow-start never listens in time; unhealthy: /health is 503; once:
+# /health passes twice (the candidate's probe), then 503. HEALTH_DELAY: seconds per /health.
 APP = """\
 import json, os, time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -311,8 +311,14 @@ class Cloud:
         return Process([*argv, str(path), *extra], self.env())
 
     def serving(self) -> dict[str, int]:
-        traffic = self.fake.service(NAME)["traffic"]
-        return {t["revision"]: t["percent"] for t in traffic if t.get("percent")}
+        """Revision -> percent, as the service reports what it serves (LATEST resolved)."""
+        service = self.fake.service(NAME)
+        latest = service["latestReadyRevision"].rsplit("/", 1)[-1]
+        return {
+            t.get("revision") or latest: t["percent"]
+            for t in service["trafficStatuses"]
+            if t.get("percent")
+        }
 
     def records(self) -> list[dict[str, object]]:
         annotations = self.fake.service(NAME).get("annotations", {})
