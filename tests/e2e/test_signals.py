@@ -388,3 +388,27 @@ def test_cloudrun_rollback_to_a_broken_revision_changes_nothing(cloud: Cloud) ->
     assert "refused" in out and "nothing changed" in out
     assert cloud.serving() == healthy
     assert not any(t.get("tag") == "candidate" for t in cloud.fake.service(NAME)["traffic"])
+
+
+def test_cloudrun_sigkill_mid_canary_then_rollback_finishes_from_annotations(cloud: Cloud) -> None:
+    before = cloud.serving()
+    deploy = cloud.start("deploy", image="app:once")
+    deploy.wait_for("serves 50%")
+    deploy.signal(signal.SIGKILL)
+    deploy.finish()
+    assert cloud.serving() != before  # a split on an unverified revision, and no record of it
+
+    code, out, err = cloud.start("status", image="app:once").finish()
+    assert code == 0, err
+    assert "was interrupted and never finished" in out
+
+    code, _, err = cloud.start("deploy", image="app:2").finish()
+    assert code == 1
+    assert "safedeploy rollback" in err
+
+    code, out, err = cloud.start("rollback", image="app:once").finish()
+    assert code == 0, err
+    assert cloud.serving() == before
+    records = cloud.records()
+    assert [r["outcome"] for r in records[-2:]] == ["rolled-back", "succeeded"]
+    assert records[-1]["kind"] == "rollback"
