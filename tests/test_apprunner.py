@@ -617,3 +617,24 @@ def test_s3_lease_fails_fast_naming_the_holder_and_expires(aws: Aws) -> None:
     aws.client("s3").put_object(Bucket="deploys", Key="p/api/lease.json", Body=json.dumps(stale))
     with second.lease("api"):  # a crashed run's lease is taken over once it expired
         pass
+
+
+def test_s3_lease_left_by_a_dead_process_is_not_held_and_is_taken_over(aws: Aws) -> None:
+    aws.client("s3").create_bucket(Bucket="deploys")
+    store = S3History("s3://deploys/p", "api", "us-east-1", Clients())
+    assert not store.held()
+    with store.lease("api"):
+        assert store.held()
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    left = {
+        "holder": who(),
+        "pid": int(dead.stdout),
+        "since": "2026-01-01T00:00:00+00:00",
+        "expires": "2999-01-01T00:00:00+00:00",
+    }
+    aws.client("s3").put_object(Bucket="deploys", Key="p/api/lease.json", Body=json.dumps(left))
+    assert not store.held()  # kill -9: the holder is gone, though the lease has not expired
+    with store.lease("api"):
+        pass

@@ -14,7 +14,7 @@ import pytest
 from safedeploy.cancel import Cancelled, CancelToken
 from safedeploy.deployer import Deployer, plan_service
 from safedeploy.errors import ExitCode, SafedeployError
-from safedeploy.history import FolderHistory, Outcome
+from safedeploy.history import FolderHistory, Outcome, Release
 from safedeploy.lint import Finding
 from safedeploy.manifest import Manifest, ProbeSpec, Rollout
 from safedeploy.model import LiveService, Revision, ServiceSpec
@@ -285,3 +285,90 @@ def test_a_first_deploy_that_cannot_be_taken_back_needs_a_human(tmp_path: Path) 
     assert result.exit_code is ExitCode.NEEDS_HUMAN
     assert f"serves {result.revision} 100%, not nothing as before" in (result.message or "")
     assert history.releases()[-1].outcome is Outcome.ROLLBACK_FAILED
+
+
+# -- an interrupted release (kill -9 left it in progress) ----------------------------------------
+
+
+def interrupted(tmp_path: Path, platform: MemoryPlatform) -> FolderHistory:
+    """A deploy killed at 100%: its release stays in progress, its revision serves."""
+    history = FolderHistory(tmp_path / "history")
+    platform.specs["api-new"] = ServiceSpec(image="img:2")
+    platform.traffic = {"api-new": 100}
+    history.save(
+        Release(
+            id="20261204-120000-000-abcd",
+            service="api",
+            kind="deploy",
+            time="2026-12-04T12:00:00+00:00",
+            user="ci@runner",
+            git_commit=None,
+            image="img:2",
+            owned=("NEW",),
+            traffic_before={"api-old": 100},
+            revision="api-new",
+        )
+    )
+    return history
+
+
+def test_deploy_refuses_while_an_interrupted_release_left_the_service_changed(
+    tmp_path: Path,
+) -> None:
+    platform = MemoryPlatform()
+    history = interrupted(tmp_path, platform)
+    deployer = Deployer(manifest(tmp_path), platform, history, say=lambda _: None)
+    with pytest.raises(SafedeployError) as refused:
+        deployer.deploy(plan_service(manifest(tmp_path), platform), rollback=True)
+    assert refused.value.exit_code is ExitCode.FAILED
+    assert "release 20261204-120000-000-abcd (deploy of api-new" in refused.value.what
+    assert "safedeploy rollback" in (refused.value.hint or "")
+    assert [name for name, _ in platform.calls] == []
+
+
+def test_deploy_goes_on_when_the_service_serves_what_it_served_before(tmp_path: Path) -> None:
+    platform = MemoryPlatform()
+    history = interrupted(tmp_path, platform)
+    platform.traffic = {"api-old": 100}  # it was put back by hand
+    result, _ = run(tmp_path, platform, manifest(tmp_path))
+    assert result.exit_code is ExitCode.OK
+    stuck = next(r for r in history.releases() if r.id == "20261204-120000-000-abcd")
+    assert stuck.outcome is Outcome.ROLLED_BACK
+
+
+def test_rollback_finishes_an_interrupted_release(tmp_path: Path) -> None:
+    platform = MemoryPlatform()
+    history = interrupted(tmp_path, platform)
+    deployer = Deployer(
+        manifest(tmp_path), platform, history, say=lambda _: None, probe=platform.probe
+    )
+    result = deployer.rollback(None)
+    assert result.exit_code is ExitCode.OK
+    assert platform.traffic == {"api-old": 100}
+    assert ("discard", "api-new") in platform.calls
+    stuck, own = history.releases()
+    assert stuck.outcome is Outcome.ROLLED_BACK
+    assert own.kind == "rollback" and own.outcome is Outcome.SUCCEEDED
+    assert own.traffic_before == {"api-new": 100}
+
+
+def test_a_cancelled_token_rolls_back_at_the_next_step(tmp_path: Path) -> None:
+    platform = MemoryPlatform()
+    token = CancelToken()
+    original = platform.wait_ready
+
+    def cancelled_while_waiting(revision: Revision, cancel: CancelToken) -> Revision:
+        token.cancel("cancelled by SIGTERM")  # the wait itself ends; the step boundary sees it
+        return original(revision, cancel)
+
+    platform.wait_ready = cancelled_while_waiting  # type: ignore[method-assign]
+    history = FolderHistory(tmp_path / "history")
+    m = manifest(tmp_path)
+    deployer = Deployer(
+        m, platform, history, say=lambda _: None, probe=platform.probe, cancel=token
+    )
+    result = deployer.deploy(plan_service(m, platform), rollback=True)
+    assert result.exit_code is ExitCode.ROLLED_BACK
+    assert result.message == "cancelled by SIGTERM; rolled back, serving api-old 100% again"
+    assert not any(name == "route" and arg != {"api-old": 100} for name, arg in platform.calls)
+    assert history.releases()[-1].outcome is Outcome.ROLLED_BACK
