@@ -101,11 +101,14 @@ class _Signals:
 
     def __init__(self) -> None:
         self.cancel = CancelToken()
-        self.phase: str | None = None  # None | "deploy" | "rollback"
+        self.phase: str | None = None  # None | "deploy" | "rollback" | "ended"
 
     def handle(self, signum: int, frame: FrameType | None) -> None:
         if self.phase is None:
             raise KeyboardInterrupt  # nothing changed yet: stop here, as Ctrl-C always did
+        if self.phase == "ended":
+            _say("the deploy has ended; reporting what happened")
+            return
         if self.phase == "deploy" and not self.cancel.cancelled:
             self.cancel.cancel(f"cancelled by {signal.Signals(signum).name}")
             _say("cancelling: rolling back what this deploy changed …")
@@ -245,6 +248,7 @@ def deploy(
     _signals.phase = "deploy"
     with display(fleet.services, terminal=sys.stderr.isatty(), write=_say) as progress:
         runs = fleet.deploy(plans, rollback=not no_rollback, progress=progress)
+    _signals.phase = "ended"
     click.echo("\n" + render_runs(runs, "text"), err=as_json)
     if as_json:
         click.echo(render_runs(runs, "json"))
