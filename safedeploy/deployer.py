@@ -132,6 +132,9 @@ class Deployer:
                 hint="fix the findings above, then plan again",
             )
         if not plan.has_changes:
+            stuck = unfinished(self.history.releases())
+            if stuck is not None and not self.history.held():
+                self._refuse_if_changed(stuck, plan.serving)
             self.say(f"{plan.service}: no changes; nothing to deploy")
             return DeployResult(plan.service, Outcome.UNCHANGED, ExitCode.OK)
         with self.history.lease(plan.service):
@@ -139,21 +142,26 @@ class Deployer:
                 message = f"not deployed: {self.cancel.reason}"
                 return DeployResult(plan.service, Outcome.SKIPPED, ExitCode.FAILED, message=message)
             stuck = unfinished(self.history.releases())  # we hold the lease: its holder is gone
-            if stuck is not None and plan.serving != stuck.traffic_before:
-                raise SafedeployError(
-                    f"{interrupted_note(stuck)}; the service serves "
-                    f"{_describe_split(plan.serving)}, not {_describe_split(stuck.traffic_before)}"
-                    " as before it; nothing was changed",
-                    where=str(self.manifest.path),
-                    hint=f"run `safedeploy rollback {self.manifest.path}` to finish it, "
-                    "then deploy again",
-                )
+            if stuck is not None:
+                self._refuse_if_changed(stuck, plan.serving)
             result = self._deploy(plan, rollback=rollback)
             if stuck is not None:  # it serves what served before it: recorded as put back
                 self.say(f"{plan.service}: {interrupted_note(stuck)}; marked rolled back")
                 message = "interrupted; what served before it was found serving again"
                 self.history.save(stuck.finished(Outcome.ROLLED_BACK, message))
             return result
+
+    def _refuse_if_changed(self, stuck: Release, serving: dict[str, int]) -> None:
+        """An interrupted release that left the service changed is finished by `rollback` first;
+        deploying over it would record its split as the one to come back to."""
+        if serving != stuck.traffic_before:
+            raise SafedeployError(
+                f"{interrupted_note(stuck)}; the service serves {_describe_split(serving)}, "
+                f"not {_describe_split(stuck.traffic_before)} as before it; nothing was changed",
+                where=str(self.manifest.path),
+                hint=f"run `safedeploy rollback {self.manifest.path}` to finish it, "
+                "then deploy again",
+            )
 
     def _deploy(self, plan: Plan, *, rollback: bool) -> DeployResult:
         release = self._start_release(

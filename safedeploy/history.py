@@ -33,7 +33,7 @@ class Outcome(StrEnum):
     ROLLED_BACK = "rolled-back"
     ROLLBACK_FAILED = "rollback-failed"
     LEFT_FAILED = "left-failed"  # failed with rollback off: a human decides
-    SKIPPED = "skipped"  # never started: a dependency failed or Ctrl-C came first (not recorded)
+    SKIPPED = "skipped"  # never started: a dependency failed or a signal came first (not recorded)
 
 
 @dataclass(frozen=True)

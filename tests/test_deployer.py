@@ -372,3 +372,14 @@ def test_a_cancelled_token_rolls_back_at_the_next_step(tmp_path: Path) -> None:
     assert result.message == "cancelled by SIGTERM; rolled back, serving api-old 100% again"
     assert not any(name == "route" and arg != {"api-old": 100} for name, arg in platform.calls)
     assert history.releases()[-1].outcome is Outcome.ROLLED_BACK
+
+
+def test_a_deploy_with_no_changes_still_names_an_interrupted_release(tmp_path: Path) -> None:
+    platform = MemoryPlatform()
+    history = interrupted(tmp_path, platform)
+    platform.specs["api-new"] = ServiceSpec(image="img:2", env={"NEW": "1"})  # what it asks
+    m = manifest(tmp_path)
+    plan = plan_service(m, platform)
+    assert not plan.has_changes
+    with pytest.raises(SafedeployError, match="was interrupted and never finished"):
+        Deployer(m, platform, history, say=lambda _: None).deploy(plan, rollback=True)
