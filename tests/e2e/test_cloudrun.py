@@ -243,6 +243,7 @@ def test_fields_safedeploy_does_not_manage_survive_a_deploy(cloud: Cloud) -> Non
         spec["annotations"].pop("safedeploy.dev/releases", None)
         spec["template"].pop("revision")
         spec["template"]["annotations"].pop("safedeploy.dev/release", None)
+        spec["template"]["annotations"].pop("safedeploy.dev/traffic-before", None)
     container = after["template"]["containers"][0]
     assert (container["image"], container["env"]) == ("app:2", _env(A="1", B="3"))
     container.update(image="app:1", env=_env(A="1", B="2"))
@@ -346,9 +347,15 @@ def test_rollback_after_a_good_release_serves_the_previous_revision(cloud: Cloud
     assert done.code == 0, done.err
     assert serving(cloud) == {old: 100}
     assert cloud.served_by() == old
-    # One write moves the traffic, one records the release; no image is built or redeployed.
-    routed, recorded = cloud.fake.calls("UpdateService")[updates:]
-    assert [t.get("revision") for t in routed.body["traffic"]] == [old]
+    # A tag lets it be probed alone before any traffic moves; then one write moves the traffic,
+    # one drops the tag, one records the release; no image is built or redeployed.
+    tagged, routed, untagged, recorded = cloud.fake.calls("UpdateService")[updates:]
+    assert [(t.get("revision"), t.get("tag")) for t in tagged.body["traffic"]][-1] == (
+        old,
+        "candidate",
+    )
+    assert [t.get("revision") for t in routed.body["traffic"] if t.get("percent")] == [old]
+    assert not any(t.get("tag") == "candidate" for t in untagged.body["traffic"])
     assert routed.body["template"] == recorded.body["template"]
 
 
