@@ -2,10 +2,26 @@
 
 from __future__ import annotations
 
+import io
+from collections.abc import Iterator
+
 import pytest
 
 from safedeploy.model import SecretRef
-from safedeploy.redact import MASK, is_sensitive, is_sensitive_name, looks_like_credential, shown
+from safedeploy.redact import (
+    MASK,
+    SCRUB_MIN_LENGTH,
+    ScrubbedStream,
+    Sensitive,
+    forget_all,
+    is_sensitive,
+    is_sensitive_name,
+    looks_like_credential,
+    register,
+    reveal,
+    scrub,
+    shown,
+)
 
 SENSITIVE_NAMES = {
     "secret": "CLERK_SECRET_KEY",
@@ -97,3 +113,62 @@ def test_shown() -> None:
     assert shown("LOG_LEVEL", "debug") == "debug"
     assert is_sensitive("DB_PASSWORD", "")
     assert not is_sensitive("LOG_LEVEL", "debug")
+
+
+# -- Sensitive and the scrubber ----------------------------------------------------------------
+
+
+@pytest.fixture
+def scrubber() -> Iterator[None]:
+    forget_all()
+    yield
+    forget_all()
+
+
+def test_a_sensitive_value_shows_as_the_mask_however_it_is_printed(scrubber: None) -> None:
+    value = Sensitive("hunter2-pin-0420")
+    assert (str(value), f"{value}", f"{value:>12}", "%s" % value) == (  # noqa: UP031 (the old way too)
+        MASK,
+        MASK,
+        f"{MASK:>12}",
+        MASK,
+    )
+    assert "hunter2" not in repr(value) and "hunter2" not in repr({"K": value})
+    assert value.reveal() == "hunter2-pin-0420" == reveal(value)
+    assert reveal("plain") == "plain"
+    assert is_sensitive("LOG_LEVEL", value)  # where it came from wins over its name
+
+
+def test_the_scrubber_masks_every_registered_value_in_any_text(scrubber: None) -> None:
+    Sensitive("hunter2-pin-0420")
+    register('multi\nline "quoted" value')
+    text = 'error: bad dsn hunter2-pin-0420; {"v": "multi\\nline \\"quoted\\" value"}'
+    assert scrub(text) == f'error: bad dsn {MASK}; {{"v": "{MASK}"}}'
+    assert scrub('line "quoted" value') == MASK  # one line of a multi-line value
+
+
+def test_short_values_are_not_registered(scrubber: None) -> None:
+    """Scrubbing `8080` or `true` everywhere would mangle output; provenance still masks them."""
+    register("x" * (SCRUB_MIN_LENGTH - 1))
+    register("true")
+    assert scrub('{"ok": true, "x": "xxxxx"}') == '{"ok": true, "x": "xxxxx"}'
+
+
+def test_a_scrubbed_stream_masks_what_any_writer_sends(scrubber: None) -> None:
+    out = io.StringIO()
+    stream = ScrubbedStream(out)
+    Sensitive("sk_canary_0451")
+    print("platform said: sk_canary_0451 is invalid", file=stream)  # type: ignore[arg-type]
+    assert out.getvalue() == f"platform said: {MASK} is invalid\n"
+    assert stream.getvalue() == out.getvalue()  # the rest is the wrapped stream's
+
+
+@pytest.mark.parametrize(
+    "value", ["Bearer hunter2", "host=db user=app password=hunter2", "a?pwd=hunter2"]
+)
+def test_bearer_tokens_and_dsn_passwords_look_like_credentials(value: str) -> None:
+    assert looks_like_credential(value)
+
+
+def test_privatekey_without_underscore_is_a_sensitive_name() -> None:
+    assert is_sensitive_name("PRIVATEKEY")
