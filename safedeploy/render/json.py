@@ -16,8 +16,10 @@
         .name               str: the variable name
         .action             str: a merge.Action value (added, changed, kept-unmanaged, ...)
         .before             str | null: the live value as it may be shown (masked), null if absent
-        .after              str | null: the merged value as it may be shown, null if removed
-        .sensitive          bool: the value is masked as "(sensitive)"
+                            and for kept drift (shown by name only)
+        .after              str | null: the merged value as it may be shown: a ${VAR} fill as
+                            its template, null if removed and for kept drift
+        .sensitive          bool: the value is masked as "(sensitive)" or shown as its template
       .changes[]            image, command and settings.X changes, sorted by field
         .field              str: `image`, `command` or `settings.NAME`
         .before / .after    any: the value before and after, null where absent
@@ -27,11 +29,13 @@
         .key                str | null: the dotted manifest key, e.g. env.DATABASE_URL
         .message / .hint    str: what is wrong and how to fix it
         .file / .line       str | null, int | null: where in the manifest
-      .live_fingerprint     str: the live etag or hash the plan saw; apply refuses if it moved
+      .live_fingerprint     str: the platform's version the plan saw (Cloud Run etag, App Runner
+                            operation, local generation); apply refuses if it moved
       .serving              {revision: percent}: the split serving at plan time; a failed
                             deploy routes back to it
-      .owned                [str]: the names this release records as owned
-      .salt / .digest       str: a salted HMAC of what apply will send, to check a saved plan
+      .owned                [str]: the names this release records as owned; `deploy --plan`
+                            refuses when planning again gives other .action, .variables,
+                            .changes or .owned (no value and no digest of one is kept)
 
 The counts all three formats quote come from render/wording.py, so they agree.
 

@@ -29,6 +29,29 @@ def test_example_manifests_pass_lint() -> None:
     assert done.stdout.count(": ok") == len(list((ROOT / "manifests").glob("*.yaml")))
 
 
+def test_lint_checks_a_manifest_as_a_template_with_no_variable_set(tmp_path: Path) -> None:
+    """A pre-commit hook has no variables; `plan` and `deploy` still need every one."""
+    env = {k: v for k, v in os.environ.items() if k not in ("IMAGE_TAG", "PROJECT")}
+    done = subprocess.run(
+        [sys.executable, "-m", "safedeploy", "lint", str(ROOT / "manifests")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    manifest = tmp_path / "m.yaml"
+    manifest.write_text(
+        "service: api\nplatform: cloudrun\nproject: ${PROJECT}\nregion: r\n"
+        "image: repo/api:${IMAGE_TAG}\nsettings:\n  max_instances: 3\n"
+    )
+    assert safedeploy("lint", str(manifest)).returncode == 0
+    planned = safedeploy("plan", str(manifest))
+    assert planned.returncode == 1
+    assert "variable PROJECT is not set" in planned.stderr
+
+
 def test_lint_error_exits_1_with_code_line_and_hint(tmp_path: Path) -> None:
     manifest = tmp_path / "m.yaml"
     manifest.write_text(
