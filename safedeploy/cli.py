@@ -505,8 +505,11 @@ def _main() -> None:
         exc.show()
         sys.exit(ExitCode.FAILED)
     except Exception as exc:
-        if debug:
-            raise
+        if debug:  # printed here, so that the traceback passes through the scrubber too
+            import traceback
+
+            traceback.print_exc()
+            sys.exit(ExitCode.FAILED)
         click.echo(
             f"internal error: {type(exc).__name__}: {exc} (run with --debug for a traceback)",
             err=True,

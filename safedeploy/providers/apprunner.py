@@ -38,7 +38,7 @@ from safedeploy.lint import Finding, Severity
 from safedeploy.manifest import Manifest
 from safedeploy.model import EnvValue, LiveService, Revision, SecretRef, ServiceSpec
 from safedeploy.providers.base import Capabilities
-from safedeploy.redact import MASK, is_sensitive
+from safedeploy.redact import MASK, is_sensitive, reveal
 
 Json = dict[str, Any]
 
@@ -570,7 +570,7 @@ def _changes(live: Json, target: ServiceSpec) -> Json:
     for member, values in (
         (
             "RuntimeEnvironmentVariables",
-            {k: v for k, v in target.env.items() if isinstance(v, str)},
+            {k: reveal(v) for k, v in target.env.items() if isinstance(v, str)},  # apply path
         ),
         (
             "RuntimeEnvironmentSecrets",

@@ -41,6 +41,7 @@ from safedeploy.manifest import Manifest
 from safedeploy.model import EnvValue, LiveService, Revision, SecretRef, ServiceSpec
 from safedeploy.probes import ProbeResult, run_probes
 from safedeploy.providers.base import Capabilities
+from safedeploy.redact import reveal
 
 if TYPE_CHECKING:
     from safedeploy.deployer import OnAttempt
@@ -770,7 +771,7 @@ def _env_var(name: str, value: EnvValue) -> Any:
     if isinstance(value, SecretRef):
         ref = run_v2.SecretKeySelector(secret=value.secret, version=value.version)
         return run_v2.EnvVar(name=name, value_source=run_v2.EnvVarSource(secret_key_ref=ref))
-    return run_v2.EnvVar(name=name, value=value)
+    return run_v2.EnvVar(name=name, value=reveal(value))  # the apply path: the raw value
 
 
 def _cloudsql_volumes(template: Any) -> list[Any]:
