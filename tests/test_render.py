@@ -58,7 +58,13 @@ DECLARED = (Action.ADDED, Action.CHANGED, Action.UNCHANGED)
 
 
 def var(name: str, action: Action, before: str | None, after: str | None) -> Decision:
-    return Decision(name, action, before, after, sensitive=MASK in (before, after))
+    templated = after is not None and "${" in after
+    return Decision(name, action, before, after, sensitive=MASK in (before, after) or templated)
+
+
+def drift(name: str, action: Action = Action.KEPT_UNMANAGED) -> Decision:
+    """A live value the manifest does not declare, kept or refused: shown by name only."""
+    return Decision(name, action, None, None, sensitive=True)
 
 
 CREATE = make_plan(
@@ -82,17 +88,18 @@ UPDATE = make_plan(
     [
         var("API_TOKEN", Action.CHANGED, MASK, MASK),
         var("CLERK_SECRET_KEY", Action.CHANGED, MASK, CLERK),
-        var("DEBUG_BANNER", Action.KEPT_UNMANAGED, "on", "on"),
+        var("DATABASE_URL", Action.CHANGED, MASK, "postgres://app:${DB_PASS}@10.0.0.5/app"),
+        drift("DEBUG_BANNER"),
         var(
             "EXTENSION_BACKEND_URL", Action.UNCHANGED, "https://ext.run.app", "https://ext.run.app"
         ),
-        var("LEGACY_URL", Action.REMOVED_OWNED, "http://localhost:8001", None),
+        var("LEGACY_URL", Action.REMOVED_OWNED, MASK, None),
         var("LOG_FORMAT", Action.CHANGED, "%(levelname)s | %(message)s", "`json` | short"),
         var("NEW_FEATURE", Action.ADDED, None, "on"),
-        var("OLD_FEATURE_FLAG", Action.REMOVED_LISTED, "1", None),
+        var("OLD_FEATURE_FLAG", Action.REMOVED_LISTED, MASK, None),
         var("REDIS_HOST", Action.UNCHANGED, "10.110.183.147", "10.110.183.147"),
-        var("STRIPE_SECRET_KEY", Action.KEPT_UNMANAGED, MASK, MASK),
-        var("TMP_DEBUG", Action.REMOVED_UNMANAGED, "", None),
+        drift("STRIPE_SECRET_KEY"),
+        var("TMP_DEBUG", Action.REMOVED_UNMANAGED, MASK, None),
     ],
     [
         FieldChange("image", "gcr.io/p/backend-api:v41", "gcr.io/p/backend-api:v42"),
@@ -123,7 +130,7 @@ ERRORS = make_plan(
     PlanAction.UPDATE,
     [
         var("DATABASE_URL", Action.ADDED, None, "/cloudsql/p:us-central1:main"),
-        var("QUEUE_TOKEN", Action.REFUSED_UNMANAGED, MASK, MASK),
+        drift("QUEUE_TOKEN", Action.REFUSED_UNMANAGED),
     ],
     findings=[
         Finding(
