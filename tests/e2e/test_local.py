@@ -368,6 +368,22 @@ def _every_command(box: Sandbox, variables: dict[str, str], drift: str) -> None:
     box.run("history", manifest, **variables)
 
 
+def test_a_platform_error_that_echoes_a_value_is_masked(sandbox: Sandbox) -> None:
+    """The local platform names the command it could not start: the scrubber masks the fill."""
+    token = "zq-token-4471"
+    sandbox.manifest.write_text(
+        'service: bad-api\nplatform: local\ncommand: ["/no/bin-${TOKEN}"]\n'
+    )
+    done = sandbox.run("deploy", str(sandbox.manifest), "--yes", TOKEN=token)
+    assert done.code == 1
+    assert "cannot start revision" in done.err and "(sensitive)" in done.err
+    assert token not in done.out + done.err
+    written = [p for p in sandbox.state.rglob("*") if p.is_file() and "secrets" not in p.parts]
+    assert written, "the failed release is recorded"
+    for path in written:
+        assert token not in path.read_text(), path
+
+
 def test_secrets_from_a_dotenv_file(sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> None:
     (sandbox.state / "secrets" / "session-signing-key").unlink()
     dotenv = sandbox.root / "local.env"
