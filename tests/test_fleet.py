@@ -1,4 +1,4 @@
-"""Several services at once over in-memory platforms: order, bounds, skips, Ctrl-C, whole lines.
+"""Several services at once over in-memory platforms: order, bounds, skips, a signal, whole lines.
 
 Each service gets its own MemoryPlatform (the deployer tests' double with fault switches); a
 small stand-in for Context hands them out, so these tests run the real Fleet and Deployer.
