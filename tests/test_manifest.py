@@ -9,8 +9,15 @@ import pytest
 from ruamel.yaml import YAML
 
 from safedeploy.errors import SafedeployError, location
-from safedeploy.manifest import FOR_READING, Manifest, load_manifest, manifest_schema
+from safedeploy.manifest import (
+    AS_TEMPLATE,
+    FOR_READING,
+    Manifest,
+    load_manifest,
+    manifest_schema,
+)
 from safedeploy.model import Platform, SecretRef, ServiceSpec
+from safedeploy.redact import MASK, Sensitive, scrub
 
 # Lines 1-3 of every table manifest; the case's own text starts at line 4.
 LOCAL = "service: api\nplatform: local\ncommand: [python, app.py]\n"
@@ -506,3 +513,28 @@ def test_reading_commands_keep_unset_variables_that_only_a_deploy_uses(tmp_path:
         )  # the service's address is still needed
     with pytest.raises(SafedeployError, match="variable IMAGE_TAG is not set"):
         load_manifest(path, variables={"PROJECT": "p"}, environ={})
+    template = load_manifest(path, environ={}, unset_ok=AS_TEMPLATE)  # lint: no variable set
+    assert (template.project, template.image) == ("${PROJECT}", "repo/api:${IMAGE_TAG}")
+
+
+def test_a_filled_value_is_sensitive_and_keeps_its_template(tmp_path: Path) -> None:
+    path = tmp_path / "m.yaml"
+    path.write_text(
+        "service: api\nplatform: cloudrun\nproject: p\nregion: r\n"
+        "image: repo/api:${GIT_SHA}\npublic: [GIT_SHA]\n"
+        "env:\n  DATABASE_URL: postgres://app:${DB_PASS}@db/app\n  SHA: ${GIT_SHA}\n"
+        "  LITERAL: $${NOT_A_VAR}\n"
+        "settings:\n  labels: {team: '${TEAM}'}\n"
+    )
+    values = {"DB_PASS": "hunter2-long", "GIT_SHA": "0a1b2c3", "TEAM": "payments"}
+    manifest = load_manifest(path, environ=values)
+    assert manifest.templates == {
+        "env.DATABASE_URL": "postgres://app:${DB_PASS}@db/app",
+        "settings.labels.team": "${TEAM}",
+    }  # not image (not a secret), not a public variable, not a literal `$${`
+    env = manifest.desired_spec().env
+    assert isinstance(env["DATABASE_URL"], Sensitive) and str(env["DATABASE_URL"]) == MASK
+    assert env["DATABASE_URL"] == "postgres://app:hunter2-long@db/app"  # the raw value, to apply
+    assert not isinstance(env["SHA"], Sensitive) and not isinstance(env["LITERAL"], Sensitive)
+    assert scrub("dsn=postgres://app:hunter2-long@db/app") == f"dsn={MASK}"
+    assert "public" in manifest_schema()["properties"]

@@ -41,7 +41,7 @@ from safedeploy.manifest import Manifest
 from safedeploy.model import EnvValue, LiveService, Revision, SecretRef, ServiceSpec
 from safedeploy.probes import ProbeResult, run_probes
 from safedeploy.providers.base import Capabilities
-from safedeploy.redact import reveal
+from safedeploy.redact import reveal, scrub
 
 if TYPE_CHECKING:
     from safedeploy.deployer import OnAttempt
@@ -1022,11 +1022,16 @@ _MESSAGE_LIMIT = 500
 
 
 def _record(release: Release) -> dict[str, Any]:
-    """What a release keeps on the service: no probe transcripts, owned names live elsewhere."""
+    """What a release keeps on the service: no probe transcripts, owned names live elsewhere.
+
+    Its message went through the scrubber, as every record does: a platform error may echo a value.
+    """
     record = asdict(release)
     del record["probes"], record["owned"], record["service"]
-    if release.message and len(release.message) > _MESSAGE_LIMIT:
-        record["message"] = release.message[: _MESSAGE_LIMIT - 1] + "…"
+    message = scrub(release.message) if release.message else release.message
+    if message and len(message) > _MESSAGE_LIMIT:
+        message = message[: _MESSAGE_LIMIT - 1] + "…"
+    record["message"] = message
     return record
 
 
