@@ -362,7 +362,9 @@ def _every_command(box: Sandbox, variables: dict[str, str], drift: str) -> None:
     (box.state / "shop-api" / "service.json").write_text(json.dumps(state))
     for fmt in ("text", "json", "markdown"):
         assert box.run("plan", manifest, "--format", fmt, **variables).code == 0
-    broken = box.run("deploy", manifest, "--yes", **{**variables, "BREAK_HEALTH": "1"})
+    broken = box.run(
+        "deploy", manifest, "--yes", "--format", "json", **{**variables, "BREAK_HEALTH": "1"}
+    )
     assert broken.code == 3, broken.err
     box.run("status", manifest, **variables)
     box.run("history", manifest, **variables)
