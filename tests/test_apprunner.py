@@ -30,6 +30,7 @@ from safedeploy.aws import Clients
 from safedeploy.errors import SafedeployError
 from safedeploy.history import who
 from safedeploy.history_s3 import S3History
+from safedeploy.model import ServiceSpec
 from safedeploy.providers import apprunner
 
 REPO = "123456789012.dkr.ecr.us-east-1.amazonaws.com/notify-api"
@@ -638,3 +639,19 @@ def test_s3_lease_left_by_a_dead_process_is_not_held_and_is_taken_over(aws: Aws)
     assert not store.held()  # kill -9: the holder is gone, though the lease has not expired
     with store.lease("api"):
         pass
+
+
+def test_a_record_from_before_digests_were_dropped_restores_from_live() -> None:
+    """Older records kept `{"hmac": ...}` and a salt: read as "a sensitive value was there"."""
+    old = {
+        "image": f"{REPO}:v1",
+        "command": {"hmac": "ab" * 32},
+        "settings": {},
+        "salt": "00" * 16,
+        "env": {"STRIPE_SECRET_KEY": {"hmac": "cd" * 32}, "LOG_LEVEL": "info"},
+    }
+    live = ServiceSpec(command=("serve",), env={"STRIPE_SECRET_KEY": "sk_live_x1", "A": "b"})
+    spec, taken = apprunner._restore(old, live, "notify-api-old")
+    assert spec.env == {"STRIPE_SECRET_KEY": "sk_live_x1", "LOG_LEVEL": "info"}
+    assert spec.command == ("serve",)
+    assert taken == ["STRIPE_SECRET_KEY", "the start command"]

@@ -642,9 +642,14 @@ def _stored(value: EnvValue, sensitive: bool) -> Any:
     return _SENSITIVE if sensitive else value
 
 
+def _withheld(stored: Any) -> bool:
+    """A sensitive plain value not stored; records from before 0.x kept `{"hmac": ...}`."""
+    return stored == _SENSITIVE or (isinstance(stored, dict) and "hmac" in stored)
+
+
 def _sensitive_in(record: Json) -> frozenset[str]:
-    names = {name for name, stored in record["env"].items() if stored == _SENSITIVE}
-    return frozenset(names | ({_COMMAND} if record["command"] == _SENSITIVE else set()))
+    names = {name for name, stored in record["env"].items() if _withheld(stored)}
+    return frozenset(names | ({_COMMAND} if _withheld(record["command"]) else set()))
 
 
 def _restore(record: Json, live: ServiceSpec, revision: str) -> tuple[ServiceSpec, list[str]]:
@@ -657,7 +662,7 @@ def _restore(record: Json, live: ServiceSpec, revision: str) -> tuple[ServiceSpe
     missing: list[str] = []
 
     def value(name: str, stored: Any, current: str | None) -> Any:
-        if stored != _SENSITIVE:
+        if not _withheld(stored):
             return SecretRef(stored["secret"]) if isinstance(stored, dict) else stored
         if current:
             taken.append(name)
