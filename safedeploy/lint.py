@@ -131,6 +131,7 @@ _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _RESERVED = {Platform.CLOUDRUN: frozenset({"PORT", "K_SERVICE", "K_REVISION", "K_CONFIGURATION"})}
 # Names that say the value is public by design (NEXT_PUBLIC_..., *_PUBLISHABLE_KEY).
 _PUBLIC_MARKERS = ("PUBLIC", "PUBLISHABLE")
+_PLACEHOLDER = re.compile(r"\$\{[^}]*\}")
 
 
 def _stray(char: str) -> bool:
@@ -162,8 +163,13 @@ def _localhost(manifest: Manifest, name: str, value: str) -> str | None:
 
 
 def _credential(manifest: Manifest, name: str, value: str) -> str | None:
-    """SD104: a pasted password lands in every console, log and `describe` output."""
-    if looks_like_credential(value):
+    """SD104: a pasted password lands in every console, log and `describe` output.
+
+    The shape is judged on the value as the file writes it, without its ${VAR} parts: in
+    `postgres://app:${DB_PASS}@host/app` nothing is pasted; the password comes from outside.
+    """
+    written = manifest.templates.get(f"env.{name}", value)
+    if looks_like_credential(_PLACEHOLDER.sub("", written)):
         return "holds a value that looks like a credential, in plain text"
     upper = name.upper()
     if value and is_sensitive_name(name) and not any(m in upper for m in _PUBLIC_MARKERS):

@@ -292,3 +292,24 @@ def test_sd105_left_to_live_is_judged_against_the_target() -> None:
     assert lint_target(m, attached) == []
     finding = only(lint_target(m, ServiceSpec()), "SD105")
     assert finding.key == "env.DATABASE_URL" and "proj:r:main" in finding.message
+
+
+@pytest.mark.parametrize("as_template", [False, True])
+def test_sd104_judges_a_fill_as_written(tmp_path: Path, as_template: bool) -> None:
+    """`postgres://app:${DB_PASS}@...` pastes no password; `postgres://app:pw@...` does."""
+    from safedeploy.manifest import AS_TEMPLATE, load_manifest
+
+    path = tmp_path / "m.yaml"
+    path.write_text(
+        "service: x\nplatform: local\ncommand: [app]\nenv:\n"
+        "  DATABASE_URL: postgres://app:${DB_PASS}@10.0.0.5/app\n"
+        "  PASTED_URL: postgres://app:hunter2x@10.0.0.5/app\n"
+    )
+    loaded = load_manifest(
+        path,
+        variables={} if as_template else {"DB_PASS": "hunter2x"},
+        environ={},
+        unset_ok=AS_TEMPLATE if as_template else frozenset(),
+    )
+    findings = [f for f in lint_manifest(loaded) if f.code == "SD104"]
+    assert [f.key for f in findings] == ["env.PASTED_URL"]
