@@ -309,6 +309,21 @@ _PLATFORM_NEEDS = {
     Platform.APPRUNNER: {"image": "image: REGISTRY/NAME:TAG", "region": "region: us-east-1"},
     Platform.LOCAL: {"command": "command: [python, -m, app]"},
 }
+# Each platform's documented service-name rule; `local` follows Cloud Run's. A checked name is
+# also safe in a path: it never holds `/` or `..`.
+_CLOUD_RUN_NAME = (
+    re.compile(r"[a-z](?:[a-z0-9-]{0,47}[a-z0-9])?"),
+    "lowercase letters, digits and hyphens, starting with a letter, not ending with a hyphen, "
+    "at most 49 characters",
+)
+_SERVICE_NAMES = {
+    Platform.CLOUDRUN: _CLOUD_RUN_NAME,
+    Platform.LOCAL: _CLOUD_RUN_NAME,
+    Platform.APPRUNNER: (
+        re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{3,39}"),
+        "4 to 40 letters, digits, hyphens and underscores, starting with a letter or digit",
+    ),
+}
 
 
 _VAR = re.compile(r"\$\$\{|\$\{(?P<name>[^}]*)(?P<close>\}?)")
@@ -731,7 +746,15 @@ class _Doc:
         return f"unknown key `{name}`", hint
 
     def check_platform(self, manifest: Manifest) -> None:
-        """The keys a platform cannot run without: caught at load, not halfway into a deploy."""
+        """The keys a platform cannot run without, and a service name it takes: caught at load,
+        not halfway into a deploy (and before the name is ever part of a path)."""
+        pattern, rule = _SERVICE_NAMES[manifest.platform]
+        if not pattern.fullmatch(manifest.service):
+            raise SafedeployError(
+                f"`{manifest.service}` is not a {manifest.platform} service name",
+                where=location(self.path, manifest.line_of("service"), "service"),
+                hint=f"a {manifest.platform} service name has {rule}",
+            )
         for key, example in _PLATFORM_NEEDS[manifest.platform].items():
             if not getattr(manifest, key):
                 raise SafedeployError(

@@ -186,7 +186,7 @@ BAD = [
     ),
     (
         "apprunner-needs-region",
-        "service: a\nplatform: apprunner\nimage: i\n",
+        "service: web-api\nplatform: apprunner\nimage: i\n",
         None,
         2,
         "region",
@@ -538,3 +538,37 @@ def test_a_filled_value_is_sensitive_and_keeps_its_template(tmp_path: Path) -> N
     assert not isinstance(env["SHA"], Sensitive) and not isinstance(env["LITERAL"], Sensitive)
     assert scrub("dsn=postgres://app:hunter2-long@db/app") == f"dsn={MASK}"
     assert "public" in manifest_schema()["properties"]
+
+
+@pytest.mark.parametrize(
+    ("platform", "name", "ok"),
+    [
+        ("cloudrun", "backend-api", True),
+        ("cloudrun", "Backend", False),
+        ("cloudrun", "api-", False),
+        ("cloudrun", "1api", False),
+        ("cloudrun", "a" * 49, True),
+        ("cloudrun", "a" * 50, False),
+        ("apprunner", "Web_Api-2", True),
+        ("apprunner", "web", False),
+        ("apprunner", "a" * 41, False),
+        ("local", "../x", False),
+    ],
+)
+def test_service_names_follow_the_platform(
+    tmp_path: Path, platform: str, name: str, ok: bool
+) -> None:
+    needs = {
+        "cloudrun": "image: i\nproject: p\nregion: r\n",
+        "apprunner": "image: i\nregion: us-east-1\n",
+        "local": "command: [x]\n",
+    }
+    path = tmp_path / "m.yaml"
+    path.write_text(f"service: {name!r}\nplatform: {platform}\n{needs[platform]}")
+    if ok:
+        assert load_manifest(path).service == name
+        return
+    with pytest.raises(SafedeployError) as caught:
+        load_manifest(path)
+    assert caught.value.where == f"{path}:1 (service)"
+    assert "service name has" in str(caught.value.hint)

@@ -228,6 +228,9 @@ BAD_INPUTS = {
         "service: shop-api\nplatform: local\ncommand: [x]\nenv:\n  A: ${NOPE}\n",
         "5",
     ),
+    "service escapes the state folder": ("service: ../../x\nplatform: local\ncommand: [x]\n", "1"),
+    "service name with a slash": ("service: a/b\nplatform: local\ncommand: [x]\n", "1"),
+    "service name too long": (f"service: {'a' * 50}\nplatform: local\ncommand: [x]\n", "1"),
 }
 
 
@@ -241,6 +244,7 @@ def test_bad_input_exits_1_naming_the_line_and_starts_nothing(sandbox: Sandbox, 
     assert line in done.err
     assert "Traceback" not in done.err
     assert sandbox.service() == {}
+    assert sorted(p.name for p in sandbox.state.iterdir()) == ["secrets"]  # nothing written
 
 
 def test_unknown_environment_lists_the_known_ones(sandbox: Sandbox) -> None:
