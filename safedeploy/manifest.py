@@ -298,6 +298,10 @@ class Manifest(Strict):
         return frozenset(self.env) | frozenset(self.secrets)
 
 
+# Bounds on what a manifest may be, so a hostile file in a pull request costs nothing to refuse.
+MAX_BYTES = 1024 * 1024
+MAX_NODES = 20_000  # values after alias expansion; 1,000 variables take about 1,000
+MAX_DEPTH = 32
 _INTERNAL = ("path", "lines", "templates")  # Manifest fields that are not YAML keys
 _NO_PLUGINS = "PYDANTIC_DISABLE_PLUGINS"
 _PLATFORM_NEEDS = {
@@ -472,6 +476,7 @@ class _Doc:
         self.lines = self.raw_lines  # the keys of the manifest being checked now
         self.overlay: str | None = None  # the environment merged into it, if any
         self.yaml: _Yaml  # the file being read; set by parse()
+        self.nodes = 0  # values built so far, aliases expanded; bounded by MAX_NODES
         self.public: frozenset[str] = frozenset()  # variables whose fills may be shown
         self.templates: dict[str, str] = {}  # dotted key -> value as written, see Manifest
 
@@ -497,6 +502,13 @@ class _Doc:
     def parse(self) -> dict[str, Any]:
         """The top-level mapping as plain data; fills `lines` for every key and list item."""
         try:
+            size = self.path.stat().st_size
+            if size > MAX_BYTES:  # refused before a byte is parsed
+                raise SafedeployError(
+                    f"the manifest is {size:,} bytes; safedeploy reads at most {MAX_BYTES:,}",
+                    where=str(self.path),
+                    hint="a manifest describes one service; split or trim it",
+                )
             text = self.path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             raise SafedeployError(
@@ -521,25 +533,42 @@ class _Doc:
             raise self.error("", what, hint="start it with `service: NAME` and `platform: ...`")
         return tree
 
-    def _plain(self, node: Node, key: str) -> Any:
-        """Plain Python data from a YAML node, recording the line of each key and list item."""
+    def _plain(self, node: Node, key: str, depth: int = 0) -> Any:
+        """Plain Python data from a YAML node, recording the line of each key and list item.
+
+        Aliases are expanded here, so the nodes built and the depth are bounded: a few hundred
+        bytes of nested aliases ("billion laughs") or a self-referencing anchor are refused in
+        milliseconds instead of growing to gigabytes.
+        """
+        self.nodes += 1
+        if self.nodes > MAX_NODES or depth > MAX_DEPTH:
+            what = (
+                f"expands to more than {MAX_NODES:,} values"
+                if depth <= MAX_DEPTH
+                else f"nests deeper than {MAX_DEPTH} levels"
+            )
+            raise SafedeployError(
+                f"the manifest {what} (anchors and aliases included)",
+                where=location(self.path, node.start_mark.line + 1, key or None),
+                hint=f"a manifest needs neither; keep aliases few and nesting under {MAX_DEPTH}",
+            )
         if isinstance(node, SequenceNode):
             items = []
             for index, item in enumerate(node.value):
                 child = _join(key, index)
                 self.raw_lines[child] = item.start_mark.line + 1
-                items.append(self._plain(item, child))
+                items.append(self._plain(item, child, depth + 1))
             return items
         if isinstance(node, MappingNode):
             data = {}
-            for name, (line, value) in self._pairs(node, key).items():
+            for name, (line, value) in self._pairs(node, key, depth).items():
                 child = _join(key, name)
                 self.raw_lines[child] = line
-                data[name] = self._plain(value, child)
+                data[name] = self._plain(value, child, depth + 1)
             return data
         return self.yaml.construct_object(node)
 
-    def _pairs(self, node: MappingNode, key: str) -> dict[str, tuple[int, Node]]:
+    def _pairs(self, node: MappingNode, key: str, depth: int) -> dict[str, tuple[int, Node]]:
         """A mapping's keys -> (line, value node); keys from a `<<:` merge come after its own.
 
         A repeated key is an error naming both lines: YAML silently keeping one is how values
@@ -574,7 +603,14 @@ class _Doc:
                     where=location(self.path, source.start_mark.line + 1, key or None),
                     hint="write `<<: *anchor` or `<<: [*one, *two]`",
                 )
-            for name, pair in self._pairs(source, key).items():
+            self.nodes += 1  # a merge chain counts like nesting: `&a {<<: *a}` must end
+            if depth > MAX_DEPTH or self.nodes > MAX_NODES:
+                raise SafedeployError(
+                    "the manifest's `<<:` merges go too deep or refer to themselves",
+                    where=location(self.path, source.start_mark.line + 1, key or None),
+                    hint="merge a plain anchored mapping",
+                )
+            for name, pair in self._pairs(source, key, depth + 1).items():
                 pairs.setdefault(name, pair)
         return pairs
 

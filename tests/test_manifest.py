@@ -572,3 +572,48 @@ def test_service_names_follow_the_platform(
         load_manifest(path)
     assert caught.value.where == f"{path}:1 (service)"
     assert "service name has" in str(caught.value.hint)
+
+
+BOMB = (
+    "service: x\nplatform: local\ncommand: [x]\n"
+    + f"a: &a [{', '.join(['lol'] * 9)}]\n"
+    + "".join(
+        f"{b}: &{b} [{', '.join([f'*{a}'] * 9)}]\n"
+        for a, b in zip("abcdefgh", "bcdefghi", strict=True)
+    )
+)
+HOSTILE = {
+    "billion laughs": (BOMB, "expands to more than"),
+    "self-referencing alias": ("a: &a [*a]\n", "nests deeper than"),
+    "self-merging mapping": ("env: &e {<<: *e}\n", "refer to themselves"),
+    "deep nesting": ("".join(f"{'  ' * i}k{i}:\n" for i in range(40)) + "  " * 40 + "x\n", "nests"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE))
+def test_hostile_yaml_is_refused_cheaply(tmp_path: Path, case: str) -> None:
+    """Refused with a line, before the expansion could cost memory (a 9^9 bomb is ~400M items)."""
+    import tracemalloc
+
+    text, what = HOSTILE[case]
+    path = tmp_path / "m.yaml"
+    path.write_text(text)
+    tracemalloc.start()
+    try:
+        with pytest.raises(SafedeployError) as caught:
+            load_manifest(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert what in caught.value.what
+    assert str(caught.value.where).startswith(f"{path}:")
+    assert peak < 32 * 1024 * 1024
+
+
+def test_an_oversized_manifest_is_refused_before_parsing(tmp_path: Path) -> None:
+    path = tmp_path / "m.yaml"
+    path.write_text("service: x\n# " + "x" * (2 * 1024 * 1024) + "\n")
+    with pytest.raises(SafedeployError) as caught:
+        load_manifest(path)
+    assert "reads at most 1,048,576" in caught.value.what
+    assert caught.value.where == str(path)
