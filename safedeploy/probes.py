@@ -19,6 +19,8 @@ if TYPE_CHECKING:  # imported where probes run: most commands never probe, and i
 
 # Real sleeps overshoot; a request must never get a zero or negative timeout.
 _MIN_REQUEST_TIMEOUT = 0.1
+MAX_BODY = 1024 * 1024  # bytes of a body kept for the checks; the rest is read and dropped
+_CHUNK = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -131,26 +133,59 @@ def _attempt(
     pattern: re.Pattern[str] | None,
     clock: Callable[[], float],
 ) -> tuple[int | None, float | None, str | None]:
-    """One request: (status, latency in ms, why it failed or None)."""
+    """One request: (status, latency in ms, why it failed or None).
+
+    `timeout` is wall-clock, body included: requests' own timeout bounds each read, so a
+    server that trickles a byte a second would otherwise pass a 3-second probe after minutes.
+    """
     import requests
 
     began = clock()
     try:
-        response = http.request(
+        with http.request(
             spec.method,
             url,
             headers=spec.headers,
             data=None if spec.body is None else spec.body.encode(),
             timeout=timeout,
-        )
+            stream=True,
+        ) as response:
+            body = _read_body(response, began + timeout, clock)
     except requests.RequestException as exc:
         return None, None, _request_error(exc, timeout)
+    if body is None:
+        return response.status_code, None, f"timed out after {timeout:.1f}s, body unfinished"
     latency = clock() - began
-    return response.status_code, latency * 1000, _check(spec.expect, response, latency, pattern)
+    text = body.decode(response.encoding or "utf-8", errors="replace")
+    return (
+        response.status_code,
+        latency * 1000,
+        _check(spec.expect, response, body, text, latency, pattern),
+    )
+
+
+def _read_body(
+    response: requests.Response, deadline: float, clock: Callable[[], float]
+) -> bytes | None:
+    """The body as it arrives, or None once the deadline passes; at most MAX_BODY is kept."""
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := response.raw.read1(_CHUNK, decode_content=True):
+        if clock() > deadline:
+            return None
+        if size < MAX_BODY:
+            chunks.append(chunk[: MAX_BODY - size])
+            size += len(chunks[-1])
+    return b"".join(chunks)
 
 
 def _check(
-    expect: Expect, response: requests.Response, latency: float, pattern: re.Pattern[str] | None
+    expect: Expect,
+    response: requests.Response,
+    body: bytes,
+    text: str,
+    latency: float,
+    pattern: re.Pattern[str] | None,
 ) -> str | None:
     """The first expectation the response misses, described without its content."""
     if response.status_code != expect.status:
@@ -159,15 +194,15 @@ def _check(
         return f"latency {latency * 1000:.0f} ms > {expect.max_latency * 1000:.0f} ms"
     if expect.json_subset is not None:
         try:
-            body = response.json()
+            document = json.loads(body)
         except ValueError:
             return "json: body is not JSON"
-        mismatch = _json_mismatch(expect.json_subset, body, "$")
+        mismatch = _json_mismatch(expect.json_subset, document, "$")
         if mismatch is not None:
             return f"json: {mismatch}"
-    if expect.contains is not None and expect.contains not in response.text:
+    if expect.contains is not None and expect.contains not in text:
         return f"body lacks {expect.contains!r}"
-    if pattern is not None and not pattern.search(response.text):
+    if pattern is not None and not pattern.search(text):
         return f"body does not match {pattern.pattern!r}"
     return None
 

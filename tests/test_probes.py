@@ -341,3 +341,40 @@ def test_describe() -> None:
     assert describe(failed) == (
         f"ready  HEAD {HEALTH}  -  -  FAILED after 3 attempts: connection refused"
     )
+
+
+def test_the_timeout_is_wall_clock_body_included() -> None:
+    """A server that sends its headers at once and then a byte every 0.2 s (about 6 s for its
+    body) must fail a 1-second probe once the second is up, not pass after every byte came."""
+    import socket
+    import threading
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    stop = threading.Event()
+
+    def trickle() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            conn.recv(4096)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 30\r\nConnection: close\r\n\r\n")
+            for _ in range(30):
+                if stop.wait(0.2):
+                    return
+                try:
+                    conn.sendall(b"x")
+                except OSError:
+                    return
+
+    server = threading.Thread(target=trickle, daemon=True)
+    server.start()
+    try:
+        spec = ProbeSpec(name="slow", path="/", retries=0, timeout=1.0)
+        (result,) = run_probes([spec], f"http://127.0.0.1:{port}", sleep=lambda s: None)
+    finally:
+        stop.set()
+        listener.close()
+        server.join(5)
+    assert not result.ok
+    assert result.error == "timed out after 1.0s, body unfinished"
+    assert result.attempts == 1
