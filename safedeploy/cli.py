@@ -65,10 +65,17 @@ def _parse_vars(pairs: Sequence[str]) -> dict[str, str]:
 def _manifest_paths(paths: Sequence[Path]) -> Iterator[Path]:
     """Files as given; a folder stands for the *.yaml and *.yml manifests in it."""
     for path in paths:
-        if path.is_dir():
-            yield from sorted([*path.glob("*.yaml"), *path.glob("*.yml")])
-        else:
+        if not path.is_dir():
             yield path
+            continue
+        found = sorted([*path.glob("*.yaml"), *path.glob("*.yml")])
+        if not found:  # an empty folder deploying nothing must not look like success
+            raise SafedeployError(
+                "no manifests here (*.yaml, *.yml)",
+                where=str(path),
+                hint="name the manifest files, or the folder that holds them",
+            )
+        yield from found
 
 
 def _load(

@@ -95,3 +95,13 @@ def test_bad_var_flag_is_a_clear_error() -> None:
     assert done.returncode == 1
     assert "--var 'NOEQUALS' is not NAME=VALUE" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_a_folder_or_pattern_with_no_manifest_is_an_error(tmp_path: Path) -> None:
+    """Deploying nothing must not look like success: exit 1, naming the path."""
+    for command in ("plan", "deploy", "lint"):
+        for path in (str(tmp_path), str(tmp_path / "*.yaml")):
+            done = safedeploy(command, path, "--yes" if command == "deploy" else "--var=X=1")
+            assert done.returncode == 1, (command, path, done.stderr)
+            assert path in done.stderr
+            assert "Traceback" not in done.stderr
