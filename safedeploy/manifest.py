@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from itertools import pairwise
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
+from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
@@ -178,26 +179,71 @@ class Strict(BaseModel):
 
 
 class Expect(Strict):
-    status: Int = 200
+    status: Int = Field(200, ge=100, le=599)
     json_subset: dict[str, Any] | None = Field(default=None, alias="json")
     contains: str | None = None  # a substring the body must contain
     regex: str | None = None  # a regular expression the body must match (re.search)
-    max_latency: Seconds | None = None  # seconds; "2s" and "500ms" are accepted in YAML
+    max_latency: Seconds | None = Field(None, gt=0)  # seconds; "2s" and "500ms" in YAML
+
+    @field_validator("regex")
+    @classmethod
+    def _compiles(cls, regex: str | None) -> str | None:
+        """A regex that cannot compile fails every attempt: refuse it before any deploy."""
+        if regex is not None:
+            try:
+                re.compile(regex)
+            except re.error as exc:
+                raise PydanticCustomError(
+                    "probe_regex", "not a regular expression: {why}", {"why": str(exc)}
+                ) from None
+        return regex
+
+
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # an HTTP header name (RFC 9110)
+_CONTROL = re.compile(r"[\x00-\x20\x7f]")  # control characters and the space
 
 
 class ProbeSpec(Strict):
-    """One HTTP smoke check against the new revision, retried until it holds or times out."""
+    """One HTTP smoke check against the new revision, retried until it holds or times out.
+
+    Every field is checked at load: a probe that cannot run would fail only after a revision
+    was started, turning a typo into a rollback.
+    """
 
     name: str
     path: str = "/"
-    method: str = "GET"
+    method: Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"] = "GET"
     headers: dict[str, str] = Field(default_factory=dict)
     body: str | None = None
     expect: Expect = Field(default_factory=Expect)
-    retries: Int = 10  # failed attempts allowed before the probe fails
-    interval: Seconds = 1.0  # seconds between attempts ("500ms" accepted)
-    successes: Int = 1  # consecutive passing attempts needed
-    timeout: Seconds = 30.0  # seconds for the whole probe, all attempts together ("1m" accepted)
+    retries: Int = Field(10, ge=0)  # failed attempts allowed before the probe fails
+    interval: Seconds = Field(1.0, ge=0)  # seconds between attempts ("500ms" accepted)
+    successes: Int = Field(1, ge=1)  # consecutive passing attempts needed
+    timeout: Seconds = Field(30.0, gt=0)  # seconds for the whole probe, all attempts ("1m")
+
+    @field_validator("path")
+    @classmethod
+    def _absolute(cls, path: str) -> str:
+        if not path.startswith("/") or _CONTROL.search(path):
+            raise PydanticCustomError("probe_path", "a probe path starts with / and has no spaces")
+        return path
+
+    @field_validator("headers")
+    @classmethod
+    def _headers(cls, headers: dict[str, str]) -> dict[str, str]:
+        """A CR or LF in a header would split the request; values are never echoed."""
+        for name, value in headers.items():
+            if not _TOKEN.fullmatch(name):
+                raise PydanticCustomError(
+                    "probe_header", "`{name}` is not a header name", {"name": name[:40]}
+                )
+            if _CONTROL.search(value.replace(" ", "").replace("\t", "")):
+                raise PydanticCustomError(
+                    "probe_header",
+                    "the value of `{name}` holds a line break or control character",
+                    {"name": name},
+                )
+        return headers
 
 
 class Settings(Strict):
@@ -255,6 +301,18 @@ class Manifest(Strict):
     rollout: Rollout = Field(default_factory=Rollout)
     rollback: Literal["auto", "off"] = "auto"
     probe_url: str | None = None
+
+    @field_validator("probe_url")
+    @classmethod
+    def _http_url(cls, url: str | None) -> str | None:
+        """Probes go to http(s) with a host; a template (lint) is judged once it is filled."""
+        if url is None or "${" in url:
+            return url
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname or _CONTROL.search(url):
+            raise PydanticCustomError("probe_url", "not an http:// or https:// URL with a host")
+        return url
+
     probe_auth: Literal["id-token"] | None = None
     container: str | None = None
     history: str | None = None
@@ -354,6 +412,10 @@ _PLAIN_TYPES = {  # pydantic's type errors, said plainly: (what, hint); "got ...
     "model_attributes_type": _MAPPING,
 }
 _HINTS = {
+    "probe_regex": "fix the pattern (Python `re` syntax), or use `contains:` for plain text",
+    "probe_path": "write the path from the service's root, e.g. /health",
+    "probe_header": "header names are letters, digits and -; a value is one line",
+    "probe_url": "e.g. probe_url: https://api.example.com",
     "duration": 'write seconds (30) or a duration: "30s", "500ms", "5m", "1h"',
     "rollout_steps": "e.g. steps: [10, 50, 100]",
     "secret_ref": "write a secret name (database-url), name:version (database-url:7), "

@@ -143,14 +143,10 @@ def test_body_contains_and_regex(
     assert (result.ok, result.error) == (error is None, error)
 
 
-def test_an_invalid_regex_fails_without_a_request(
-    mock: responses.RequestsMock, clock: FakeClock
-) -> None:
-    [result] = run(clock, probe(expect={"regex": "("}))
-
-    assert not result.ok and result.attempts == 0
-    assert result.error is not None and result.error.startswith("invalid regex '('")
-    assert not mock.calls
+def test_an_invalid_regex_is_refused_when_the_probe_is_declared() -> None:
+    """Refused at load (tests/test_manifest.py names the line), so no request is ever made."""
+    with pytest.raises(ValueError, match="not a regular expression"):
+        probe(expect={"regex": "("})
 
 
 def test_max_latency_measured_on_the_injected_clock(

@@ -230,6 +230,26 @@ BAD_INPUTS = {
     ),
     "service escapes the state folder": ("service: ../../x\nplatform: local\ncommand: [x]\n", "1"),
     "service name with a slash": ("service: a/b\nplatform: local\ncommand: [x]\n", "1"),
+    **{
+        f"probe {what}": (
+            f"service: shop-api\nplatform: local\ncommand: [x]\nprobes:\n  - name: h\n    {line}\n",
+            "6",
+        )
+        for what, line in {
+            "regex": "expect: {regex: '('}",
+            "method": "method: FETCH",
+            "negative interval": "interval: -1",
+            "zero timeout": "timeout: 0",
+            "no successes": "successes: 0",
+            "relative path": "path: health",
+            "header with a line break": 'headers: {X-Token: "zq-header\\r\\nHost: evil"}',
+            "header name": 'headers: {"X Token": b}',
+        }.items()
+    },
+    "probe_url not a url": (
+        "service: shop-api\nplatform: local\ncommand: [x]\nprobe_url: not a url\n",
+        "4",
+    ),
     "service name too long": (f"service: {'a' * 50}\nplatform: local\ncommand: [x]\n", "1"),
 }
 
@@ -243,6 +263,7 @@ def test_bad_input_exits_1_naming_the_line_and_starts_nothing(sandbox: Sandbox, 
     assert str(sandbox.manifest) in done.err
     assert line in done.err
     assert "Traceback" not in done.err
+    assert "zq-header" not in done.err + done.out  # a header value is never echoed
     assert sandbox.service() == {}
     assert sorted(p.name for p in sandbox.state.iterdir()) == ["secrets"]  # nothing written
 
