@@ -22,6 +22,7 @@ from typing import Any, Protocol
 from uuid import uuid4
 
 from safedeploy.errors import SafedeployError
+from safedeploy.files import FILE_MODE, private_folder, read_json, unreadable, write_private
 from safedeploy.redact import scrub
 
 
@@ -149,7 +150,13 @@ class FolderHistory:
         """All records, oldest first."""
         if not self.folder.is_dir():
             return []
-        return [decode(path.read_text()) for path in sorted(self.folder.glob("*.json"))]
+        records = []
+        for path in sorted(self.folder.glob("*.json")):
+            try:
+                records.append(decode(path.read_text(encoding="utf-8")))
+            except (OSError, ValueError, KeyError, TypeError) as exc:
+                raise unreadable(path, "a release record", exc) from None
+        return records
 
     def last_succeeded(self) -> Release | None:
         return last_succeeded(self.releases())
@@ -157,12 +164,12 @@ class FolderHistory:
     @contextmanager
     def lease(self, service: str) -> Iterator[None]:
         """Hold the deploy lease; a second deploy fails fast and names the holder."""
-        self.folder.mkdir(parents=True, exist_ok=True)
+        private_folder(self.folder)
         path = self.folder / "lease"
         holder = {"holder": who(), "pid": os.getpid(), "since": datetime.now(UTC).isoformat()}
         for _ in range(2):
             try:
-                fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+                fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, FILE_MODE)
                 break
             except FileExistsError:
                 current = _read_lease(path)
@@ -198,18 +205,15 @@ class FolderHistory:
 
     def config(self, revision: str) -> dict[str, Any] | None:
         path = self.folder / "configs" / f"{revision}.json"
-        return json.loads(path.read_text()) if path.is_file() else None
+        return read_json(path, "a recorded configuration") if path.is_file() else None
 
     def save_config(self, revision: str, config: dict[str, Any]) -> None:
         _write(self.folder / "configs" / f"{revision}.json", json.dumps(config, sort_keys=True))
 
 
 def _write(path: Path, text: str) -> None:
-    """Whole or not at all: a crash never leaves half a record."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(scrub(text))
-    tmp.replace(path)
+    """Whole or not at all, private, and through the scrubber."""
+    write_private(path, scrub(text))
 
 
 def _read_lease(path: Path) -> dict[str, Any] | None:

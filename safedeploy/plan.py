@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from safedeploy.errors import SafedeployError
+from safedeploy.files import write_private
 from safedeploy.lint import Finding, Severity, lint_manifest, lint_merge, lint_target
 from safedeploy.manifest import Manifest
 from safedeploy.merge import Action, Decision, merge_env
@@ -222,7 +223,7 @@ def build_plan(
 
 def save_plans(plans: Sequence[Plan], path: Path) -> None:
     """The value-free plans, through the scrubber as every written file is."""
-    path.write_text(scrub(json.dumps(plans_document(plans), indent=2, sort_keys=True)) + "\n")
+    write_private(path, scrub(json.dumps(plans_document(plans), indent=2, sort_keys=True)) + "\n")
 
 
 def plans_document(plans: Sequence[Plan]) -> dict[str, Any]:

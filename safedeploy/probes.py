@@ -87,7 +87,7 @@ def _run_probe(
     """Attempt until `successes` pass in a row, `retries` failures are spent, or time runs out."""
     start = clock()
     deadline = start + spec.timeout
-    pattern = None if spec.expect.regex is None else re.compile(spec.expect.regex)  # valid: checked at load
+    pattern = None if spec.expect.regex is None else re.compile(spec.expect.regex)  # valid: load
     attempts = failures = streak = 0
     while True:
         attempts += 1

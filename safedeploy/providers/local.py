@@ -21,6 +21,7 @@ from typing import Any
 
 from safedeploy.cancel import NEVER, CancelToken
 from safedeploy.errors import SafedeployError
+from safedeploy.files import append_private, read_json, unreadable, write_private
 from safedeploy.lint import Finding, Severity
 from safedeploy.model import EnvValue, LiveService, Revision, SecretRef, ServiceSpec
 from safedeploy.providers.base import Capabilities
@@ -80,16 +81,16 @@ class LocalProvider:
         path = self.folder / "service.json"
         if not path.is_file():
             return {"generation": 0, "active": None, "revisions": {}}
-        state: dict[str, Any] = json.loads(path.read_text())
+        state: dict[str, Any] = read_json(path, "the local platform's state")
+        if not isinstance(state, dict) or not {"generation", "revisions"} <= state.keys():
+            raise unreadable(path, "the local platform's state", "not a state file")
         return state
 
     def _save(self, state: dict[str, Any]) -> None:
-        self.folder.mkdir(parents=True, exist_ok=True)
         state["generation"] += 1
-        path = self.folder / "service.json"
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(state, indent=2, sort_keys=True) + "\n")
-        tmp.replace(path)
+        write_private(
+            self.folder / "service.json", json.dumps(state, indent=2, sort_keys=True) + "\n"
+        )
 
     @staticmethod
     def _fingerprint(state: dict[str, Any]) -> str:
@@ -236,9 +237,7 @@ class LocalProvider:
             env[key] = reveal(self._resolve(key, value))
         port = _free_port()
         env["PORT"] = str(port)
-        logs = self.folder / "logs"
-        logs.mkdir(parents=True, exist_ok=True)
-        with open(logs / f"{name}.log", "ab") as log:
+        with append_private(self.folder / "logs" / f"{name}.log") as log:
             try:
                 process = subprocess.Popen(
                     record["command"],

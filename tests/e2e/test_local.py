@@ -420,3 +420,59 @@ def test_secrets_from_a_dotenv_file(sandbox: Sandbox, monkeypatch: pytest.Monkey
     assert done.code == 0, done.err
     assert CANARY not in done.out + done.err
     assert "SESSION_SIGNING_KEY" in sandbox.serving()["env"]  # type: ignore[operator]
+
+
+def test_state_history_plans_and_logs_are_private(sandbox: Sandbox) -> None:
+    """0600 files in 0700 folders: they say what runs where and who deployed it."""
+    plan_file = sandbox.root / "plan.json"
+    planned = sandbox.run(
+        "plan", str(sandbox.manifest), "--out", str(plan_file), GREETING="a", BREAK_HEALTH="0"
+    )
+    assert planned.code == 0, planned.err
+    assert sandbox.deploy("hello").code == 0
+    assert sandbox.deploy("bye", "1").code == 3  # a rollback writes more records
+    written = [p for p in (sandbox.state / "shop-api").rglob("*")]
+    assert any(p.name.endswith(".log") for p in written)
+    for path in [*written, plan_file]:
+        mode = path.stat().st_mode & 0o777
+        assert mode == (0o700 if path.is_dir() else 0o600), (path, oct(mode))
+    assert (sandbox.state / "shop-api").stat().st_mode & 0o777 == 0o700
+
+
+@pytest.mark.parametrize(
+    ("damaged", "text"),
+    [
+        ("history record", "{not json"),
+        ("history record", '{"id": "x"}'),
+        ("state", "[]"),
+        ("state", ""),
+    ],
+)
+def test_a_damaged_state_or_history_file_is_named_and_nothing_changes(
+    sandbox: Sandbox, damaged: str, text: str
+) -> None:
+    assert sandbox.deploy("hello").code == 0
+    folder = sandbox.state / "shop-api"
+    target = (
+        sorted((folder / "history").glob("*.json"))[-1]
+        if damaged == "history record"
+        else folder / "service.json"
+    )
+    good = target.read_text()
+    target.write_text(text)
+    before = {p: p.read_bytes() for p in folder.rglob("*") if p.is_file() and "logs" not in p.parts}
+    commands = [("status",), ("deploy", "--yes")]
+    if damaged == "history record":  # `history` reads no platform state
+        commands.append(("history",))
+    try:
+        for args in commands:
+            done = sandbox.run(*args, str(sandbox.manifest), GREETING="changed", BREAK_HEALTH="0")
+            assert done.code == 1, (args, done.err)
+            assert str(target) in done.err and "move it aside" in done.err, done.err
+            assert "internal error" not in done.err and "Traceback" not in done.err
+        after = {
+            p: p.read_bytes() for p in folder.rglob("*") if p.is_file() and "logs" not in p.parts
+        }
+        assert after == before
+    finally:
+        target.write_text(good)  # so the fixture can stop the revision it started
