@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
+
+import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 VARS = ["--var", "IMAGE_TAG=v42", "--var", "GREETING=hi", "--var", "BREAK_HEALTH=0"]
@@ -105,3 +108,14 @@ def test_a_folder_or_pattern_with_no_manifest_is_an_error(tmp_path: Path) -> Non
             assert done.returncode == 1, (command, path, done.stderr)
             assert path in done.stderr
             assert "Traceback" not in done.stderr
+
+
+def test_the_pre_commit_hook_runs_an_existing_command() -> None:
+    (hook,) = yaml.safe_load((ROOT / ".pre-commit-hooks.yaml").read_text())
+    assert hook["id"] == "safedeploy-lint" and hook["language"] == "python"
+    program, *args = hook["entry"].split()
+    assert program == "safedeploy"  # the console script in pyproject.toml
+    assert re.search(hook["files"], "deploy/manifests/backend-api.yaml")
+    assert not re.search(hook["files"], "src/app.yaml")
+    done = safedeploy(*args, str(ROOT / "manifests"))  # as the hook runs it: no variables
+    assert done.returncode == 0, done.stdout + done.stderr
