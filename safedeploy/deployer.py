@@ -274,17 +274,7 @@ class Deployer:
             return self._finish(release, Outcome.LEFT_FAILED, ExitCode.NEEDS_HUMAN, message, probes)
         self.say(f"{release.service}: rolling back to {_describe_split(plan.serving)}")
         try:
-            if plan.serving:
-                self.provider.route(plan.serving)
-            self.provider.discard(candidate)
-            serving = self.provider.read().traffic
-            if serving != plan.serving:
-                raise DeployFailed(
-                    f"the service serves {_describe_split(serving)}, "
-                    f"not {_describe_split(plan.serving)} as before"
-                )
-            if plan.serving:
-                probes += self._probe(self._service_url(), "the restored service")
+            probes += self._restore(plan.serving, candidate)
         except Exception as exc:
             message = f"{failure.reason}; the rollback failed too: {_failure(exc).reason}"
             return self._finish(
@@ -294,6 +284,21 @@ class Deployer:
         if not plan.serving:
             message = f"{failure.reason}; rolled back: nothing served before and nothing serves now"
         return self._finish(release, Outcome.ROLLED_BACK, ExitCode.ROLLED_BACK, message, probes)
+
+    def _restore(self, split: dict[str, int], candidate: Revision | None) -> list[ProbeResult]:
+        """Serve `split` again, move the candidate out of the way, check that the platform
+        serves the split, and probe it: one way back for a failed and an interrupted release."""
+        if split:
+            self.provider.route(split)
+        if candidate is not None:
+            self.provider.discard(candidate)
+        serving = self.provider.read().traffic
+        if serving != split:
+            raise DeployFailed(
+                f"the service serves {_describe_split(serving)}, "
+                f"not {_describe_split(split)} as before"
+            )
+        return self._probe(self._service_url(), "the restored service") if split else []
 
     def _start_release(
         self,
@@ -441,13 +446,7 @@ class Deployer:
         )
         probes: list[ProbeResult] = []
         try:
-            self.provider.route(split)
-            if stuck.revision:
-                self.provider.discard(Revision(stuck.revision))
-            serving = self.provider.read().traffic
-            if serving != split:
-                raise DeployFailed(f"the service serves {_describe_split(serving)}")
-            probes += self._probe(self._service_url(), "the restored service")
+            probes += self._restore(split, Revision(stuck.revision) if stuck.revision else None)
         except Exception as exc:
             message = f"finishing release {stuck.id} failed: {_failure(exc).reason}"
             return self._finish(
