@@ -25,7 +25,7 @@ from safedeploy.history import (
 )
 from safedeploy.lint import Finding, Severity
 from safedeploy.manifest import Manifest, ProbeSpec
-from safedeploy.model import Revision
+from safedeploy.model import LiveService, Revision
 from safedeploy.plan import Plan, build_plan
 from safedeploy.probes import ProbeResult, describe, run_probes
 from safedeploy.providers.base import Capabilities, Previews, Provider, Validates
@@ -300,6 +300,16 @@ class Deployer:
             )
         return self._probe(self._service_url(), "the restored service") if split else []
 
+    def _start_rollback(self, live: LiveService, releases: list[Release], target: str) -> Release:
+        """The record of a rollback to `target`, written before anything moves."""
+        return self._start_release(
+            "rollback",
+            live.traffic,
+            image=next((r.image for r in live.revisions if r.name == target), None),
+            owned=_owned(releases, target, live.owned),
+            revision=target,
+        )
+
     def _start_release(
         self,
         kind: str,
@@ -367,13 +377,7 @@ class Deployer:
                     f"{self.manifest.service} has no revision {target}",
                     hint=f"choose one of: {', '.join(sorted(known)) or 'none'}",
                 )
-            release = self._start_release(
-                "rollback",
-                live.traffic,
-                image=next((r.image for r in live.revisions if r.name == target), None),
-                owned=_owned(releases, target, live.owned),
-                revision=target,
-            )
+            release = self._start_rollback(live, releases, target)
             probes: list[ProbeResult] = []
             refused = self._probe_alone(Revision(target), probes)
             if refused is not None:
@@ -433,13 +437,7 @@ class Deployer:
             )
         live = self.provider.read()
         target = max(split, key=lambda name: split[name])
-        release = self._start_release(
-            "rollback",
-            live.traffic,
-            image=next((r.image for r in live.revisions if r.name == target), None),
-            owned=_owned(releases, target, live.owned),
-            revision=target,
-        )
+        release = self._start_rollback(live, releases, target)
         self.say(
             f"{self.manifest.service}: {interrupted_note(stuck)}; putting back "
             f"{_describe_split(split)}"
