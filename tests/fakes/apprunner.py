@@ -71,7 +71,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, Self
 from urllib.parse import urlsplit
 
 import botocore.session
@@ -318,46 +318,36 @@ class _Service:
         }
 
 
-class FakeAppRunner:
-    """The App Runner double: an API endpoint, one HTTPS server per service, fault switches.
+class AwsJsonDouble:
+    """What every AWS JSON-protocol double here shares: the loopback API endpoint, SigV4 and
+    model checks, the call log, fault switches, and a CA for the services' HTTPS servers.
 
-    Use it as a context manager (or call ``close()``) so its servers and threads stop.
+    A subclass names its protocol in the class attributes, fills ``_operations`` and keeps its
+    services (each with a ``server``) in ``_services``.
     """
 
-    def __init__(
-        self, *, region: str = "us-east-1", operation_polls: int = 2, page_size: int = 2
-    ) -> None:
+    signing_name: str  # SigV4 service name and botocore model
+    target_prefix: str  # before the operation in X-Amz-Target
+    content_type: str
+    server_error: str  # the error type answered with 500
+    invalid_error: str  # the error type for a request the model refuses
+    message_key: str  # "Message" or "message", as the service spells it
+
+    def __init__(self, region: str, tls_prefix: str) -> None:
         self.region = region
-        #: How many DescribeService/ListOperations polls see a new operation still in progress.
-        self.operation_polls = operation_polls
-        #: Items per page when a List call carries no MaxResults.
-        self.page_size = page_size
         self._lock = threading.RLock()
-        self._services: dict[str, _Service] = {}  # by ARN, in creation order
+        self._services: dict[str, Any] = {}  # by ARN, in creation order
         self._calls: list[Call] = []
         self._faults: dict[str, list[ApiError]] = {}
-        self._deployment_outcomes: list[str] = []
-        self._apps: dict[str, _RegisteredApp] = {}
-        self._autoscaling_arn = (
-            f"arn:aws:apprunner:{region}:{ACCOUNT_ID}:autoscalingconfiguration/"
-            f"DefaultConfiguration/1/{uuid.uuid4().hex}"
-        )
-        self._operations: dict[str, Callable[[Json], Json]] = {
-            "CreateService": self._create_service,
-            "DescribeService": self._describe_service,
-            "ListServices": self._list_services,
-            "UpdateService": self._update_service,
-            "ListOperations": self._list_operations,
-            "ListTagsForResource": self._list_tags_for_resource,
-        }
-        self._tls_dir = tempfile.TemporaryDirectory(prefix="fake-apprunner-")
+        self._operations: dict[str, Callable[[Json], Json]] = {}
+        self._tls_dir = tempfile.TemporaryDirectory(prefix=tls_prefix)
         #: Path of the CA certificate that signs every service's HTTPS certificate.
         self.ca_bundle, self._tls = make_tls(Path(self._tls_dir.name))
         self._api = LoopbackServer(self._respond_api)
-        #: Base URL for AWS_ENDPOINT_URL_APPRUNNER (or boto3's endpoint_url).
+        #: Base URL for the service's AWS_ENDPOINT_URL_* variable (or boto3's endpoint_url).
         self.endpoint = f"http://127.0.0.1:{self._api.port}"
 
-    def __enter__(self) -> FakeAppRunner:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -372,23 +362,22 @@ class FakeAppRunner:
             service.server.close()
         self._tls_dir.cleanup()
 
-    # ----- fault switches -------------------------------------------------------------------
-
     def fail_next(
         self,
         operation: str,
-        error_type: str = "InternalServiceErrorException",
+        error_type: str | None = None,
         status: int | None = None,
         times: int = 1,
         message: str = "Injected failure.",
     ) -> None:
         """Answer the next ``times`` calls of ``operation`` with an error instead of running them.
 
-        ``status`` defaults to 500 for InternalServiceErrorException and 400 otherwise, as the
-        real service answers. botocore retries 500s and throttling on its own.
+        By default the service's server error, as 500; any other type defaults to 400, as the
+        real services answer. botocore retries 5xx and throttling on its own.
         """
+        error_type = error_type or self.server_error
         if status is None:
-            status = 500 if error_type == "InternalServiceErrorException" else 400
+            status = 500 if error_type == self.server_error else 400
         with self._lock:
             self._faults.setdefault(operation, []).extend(
                 ApiError(error_type, message, status) for _ in range(times)
@@ -397,6 +386,98 @@ class FakeAppRunner:
     def throttle_next(self, operation: str, times: int = 1, status: int = 400) -> None:
         """Throttle the next ``times`` calls: ThrottlingException, as 400 (the usual) or 429."""
         self.fail_next(operation, "ThrottlingException", status, times, "Rate exceeded")
+
+    def calls(self, operation: str | None = None) -> list[Call]:
+        """Every request received, in order (operation, params, status), optionally filtered."""
+        with self._lock:
+            return [c for c in self._calls if operation is None or c.operation == operation]
+
+    def mutating_calls(self) -> list[Call]:
+        """Every request that could change something: all but Describe* and List*."""
+        return [c for c in self.calls() if not c.operation.startswith(("Describe", "List"))]
+
+    def _respond_api(
+        self, method: str, path: str, headers: Mapping[str, str], body: bytes
+    ) -> tuple[int, dict[str, str], bytes]:
+        operation = headers.get("x-amz-target", "").removeprefix(self.target_prefix)
+        try:
+            params = json.loads(body or b"{}")
+        except ValueError:
+            params = None
+        with self._lock:
+            try:
+                status, payload = 200, self._dispatch(method, path, headers, operation, params)
+            except ApiError as error:
+                status = error.status
+                payload = {"__type": error.error_type, self.message_key: error.message}
+            self._calls.append(Call(operation, params if isinstance(params, dict) else {}, status))
+        response_headers = {
+            "Content-Type": self.content_type,
+            "x-amzn-RequestId": str(uuid.uuid4()),
+        }
+        return status, response_headers, json.dumps(payload).encode()
+
+    def _dispatch(
+        self, method: str, path: str, headers: Mapping[str, str], operation: str, params: Any
+    ) -> Json:
+        if method != "POST" or path != "/":
+            raise ApiError("UnknownOperationException", f"{method} {path}: use POST /.", 404)
+        check_signature(headers.get("authorization", ""), self.signing_name, self.region)
+        handler = self._operations.get(operation)
+        if handler is None:
+            raise ApiError(
+                "UnknownOperationException", f"{operation!r} is not implemented by this double."
+            )
+        if not isinstance(params, dict):
+            raise ApiError("SerializationException", "The request body is not a JSON object.")
+        faults = self._faults.get(operation)
+        if faults:
+            raise faults.pop(0)
+        try:
+            validate(input_shape(operation, self.signing_name), params, "")
+        except ApiError as error:
+            raise ApiError(self.invalid_error, error.message) from None
+        return handler(params)
+
+
+class FakeAppRunner(AwsJsonDouble):
+    """The App Runner double: an API endpoint, one HTTPS server per service, fault switches.
+
+    Use it as a context manager (or call ``close()``) so its servers and threads stop.
+    """
+
+    signing_name = "apprunner"
+    target_prefix = "AppRunner."
+    content_type = "application/x-amz-json-1.0"
+    server_error = "InternalServiceErrorException"
+    invalid_error = "InvalidRequestException"
+    message_key = "Message"
+
+    def __init__(
+        self, *, region: str = "us-east-1", operation_polls: int = 2, page_size: int = 2
+    ) -> None:
+        super().__init__(region, "fake-apprunner-")
+        #: How many DescribeService/ListOperations polls see a new operation still in progress.
+        self.operation_polls = operation_polls
+        #: Items per page when a List call carries no MaxResults.
+        self.page_size = page_size
+        self._services: dict[str, _Service] = {}  # by ARN, in creation order
+        self._deployment_outcomes: list[str] = []
+        self._apps: dict[str, _RegisteredApp] = {}
+        self._autoscaling_arn = (
+            f"arn:aws:apprunner:{region}:{ACCOUNT_ID}:autoscalingconfiguration/"
+            f"DefaultConfiguration/1/{uuid.uuid4().hex}"
+        )
+        self._operations = {
+            "CreateService": self._create_service,
+            "DescribeService": self._describe_service,
+            "ListServices": self._list_services,
+            "UpdateService": self._update_service,
+            "ListOperations": self._list_operations,
+            "ListTagsForResource": self._list_tags_for_resource,
+        }
+
+    # ----- fault switches -------------------------------------------------------------------
 
     def fail_next_deployment(self, outcome: str = "ROLLBACK_FAILED", times: int = 1) -> None:
         """Make the next ``times`` operations end in ``outcome`` whatever the health check says.
@@ -442,15 +523,6 @@ class FakeAppRunner:
         with self._lock:
             self._apps[image] = _RegisteredApp(app, predicate)
 
-    def calls(self, operation: str | None = None) -> list[Call]:
-        """Every request received, in order, optionally only those of one operation."""
-        with self._lock:
-            return [c for c in self._calls if operation is None or c.operation == operation]
-
-    def mutating_calls(self) -> list[Call]:
-        """Every request that could change something: all but Describe* and List*."""
-        return [c for c in self.calls() if not c.operation.startswith(("Describe", "List"))]
-
     def active_config(self, name: str) -> ServiceConfig | None:
         """The configuration the service's URL serves now, or None when nothing serves."""
         with self._lock:
@@ -458,46 +530,6 @@ class FakeAppRunner:
             return None if active is None else copy.deepcopy(active)
 
     # ----- the API endpoint -----------------------------------------------------------------
-
-    def _respond_api(
-        self, method: str, path: str, headers: Mapping[str, str], body: bytes
-    ) -> tuple[int, dict[str, str], bytes]:
-        operation = headers.get("x-amz-target", "").removeprefix("AppRunner.")
-        try:
-            params = json.loads(body or b"{}")
-        except ValueError:
-            params = None
-        with self._lock:
-            try:
-                status, payload = 200, self._dispatch(method, path, headers, operation, params)
-            except ApiError as error:
-                status = error.status
-                payload = {"__type": error.error_type, "Message": error.message}
-            self._calls.append(Call(operation, params if isinstance(params, dict) else {}, status))
-        response_headers = {
-            "Content-Type": "application/x-amz-json-1.0",
-            "x-amzn-RequestId": str(uuid.uuid4()),
-        }
-        return status, response_headers, json.dumps(payload).encode()
-
-    def _dispatch(
-        self, method: str, path: str, headers: Mapping[str, str], operation: str, params: Any
-    ) -> Json:
-        if method != "POST" or path != "/":
-            raise ApiError("UnknownOperationException", f"{method} {path}: use POST /.", 404)
-        check_signature(headers.get("authorization", ""), "apprunner", self.region)
-        handler = self._operations.get(operation)
-        if handler is None:
-            raise ApiError(
-                "UnknownOperationException", f"{operation!r} is not implemented by this double."
-            )
-        if not isinstance(params, dict):
-            raise ApiError("SerializationException", "The request body is not a JSON object.")
-        faults = self._faults.get(operation)
-        if faults:
-            raise faults.pop(0)
-        validate(input_shape(operation), params, "")
-        return handler(params)
 
     # ----- operations -----------------------------------------------------------------------
 

@@ -22,13 +22,10 @@ import copy
 import functools
 import json
 import re
-import tempfile
-import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -38,15 +35,11 @@ from fakes.apprunner import (
     App,
     AppRequest,
     AppResponse,
-    Call,
+    AwsJsonDouble,
     Json,
     LoopbackServer,
-    check_signature,
     default_app,
     encode,
-    input_shape,
-    make_tls,
-    validate,
 )
 
 #: An image whose name contains this never passes the load balancer's health check.
@@ -272,7 +265,7 @@ class _Service:
         return described
 
 
-class FakeEcsExpress:
+class FakeEcsExpress(AwsJsonDouble):
     """The ECS Express double: an API endpoint, one HTTPS server per service, fault switches.
 
     Time is counted in polls: every DescribeExpressGatewayService, ListServiceDeployments and
@@ -280,6 +273,13 @@ class FakeEcsExpress:
     step. A stage lasts ``stage_polls`` polls, BAKE_TIME ``bake_polls`` (it is the long one).
     Use it as a context manager (or call ``close()``) so its servers and threads stop.
     """
+
+    signing_name = "ecs"
+    target_prefix = TARGET_PREFIX
+    content_type = "application/x-amz-json-1.1"
+    server_error = "ServerException"
+    invalid_error = "InvalidParameterException"
+    message_key = "message"
 
     def __init__(
         self,
@@ -289,19 +289,16 @@ class FakeEcsExpress:
         bake_polls: int = 3,
         page_size: int = 2,
     ) -> None:
-        self.region = region
+        super().__init__(region, "fake-ecs-express-")
         self.stage_polls = stage_polls
         self.bake_polls = bake_polls
         #: Items per page when a List call carries no maxResults (ECS's own default is larger).
         self.page_size = page_size
-        self._lock = threading.RLock()
         self._services: dict[str, _Service] = {}  # by ARN, in creation order
         self._clusters = {"default"}
-        self._calls: list[Call] = []
-        self._faults: dict[str, list[ApiError]] = {}
         self._forced: list[str] = []
         self._apps: dict[str, tuple[App, Callable[[Revision], bool]]] = {}
-        self._operations: dict[str, Callable[[Json], Json]] = {
+        self._operations = {
             "CreateExpressGatewayService": self._create,
             "DescribeExpressGatewayService": self._describe,
             "UpdateExpressGatewayService": self._update,
@@ -311,53 +308,8 @@ class FakeEcsExpress:
             "DescribeServiceDeployments": self._describe_deployments,
             "StopServiceDeployment": self._stop_deployment,
         }
-        self._tls_dir = tempfile.TemporaryDirectory(prefix="fake-ecs-express-")
-        #: Path of the CA certificate that signs every service endpoint's certificate.
-        self.ca_bundle, self._tls = make_tls(Path(self._tls_dir.name))
-        self._api = LoopbackServer(self._respond_api)
-        #: Base URL for AWS_ENDPOINT_URL_ECS (or boto3's endpoint_url).
-        self.endpoint = f"http://127.0.0.1:{self._api.port}"
-
-    def __enter__(self) -> FakeEcsExpress:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        """Stop every server and join its threads; the double is unusable afterwards."""
-        with self._lock:
-            services = list(self._services.values())
-        self._api.close()
-        for service in services:
-            service.server.close()
-        self._tls_dir.cleanup()
 
     # ----- fault switches -------------------------------------------------------------------
-
-    def fail_next(
-        self,
-        operation: str,
-        error_type: str = "ServerException",
-        status: int | None = None,
-        times: int = 1,
-        message: str = "Injected failure.",
-    ) -> None:
-        """Answer the next ``times`` calls of ``operation`` with an error instead of running them.
-
-        ``status`` defaults to 500 for ServerException and 400 otherwise; botocore retries 5xx
-        and throttling on its own.
-        """
-        if status is None:
-            status = 500 if error_type == "ServerException" else 400
-        with self._lock:
-            self._faults.setdefault(operation, []).extend(
-                ApiError(error_type, message, status) for _ in range(times)
-            )
-
-    def throttle_next(self, operation: str, times: int = 1) -> None:
-        """Throttle the next ``times`` calls with ThrottlingException (400), as ECS does."""
-        self.fail_next(operation, "ThrottlingException", 400, times, "Rate exceeded")
 
     def fail_next_deployment(self, outcome: str = "ROLLBACK_SUCCESSFUL", times: int = 1) -> None:
         """Trip the circuit breaker of the next ``times`` deployments whatever their health.
@@ -384,64 +336,10 @@ class FakeEcsExpress:
         with self._lock:
             self._apps[image] = (app, predicate)
 
-    def calls(self, operation: str | None = None) -> list[Call]:
-        """Every request received, in order (operation, params, status), optionally filtered."""
-        with self._lock:
-            return [c for c in self._calls if operation is None or c.operation == operation]
-
-    def mutating_calls(self) -> list[Call]:
-        """Every request that could change something: all but Describe* and List*."""
-        return [c for c in self.calls() if not c.operation.startswith(("Describe", "List"))]
-
     def serving(self, name: str, cluster: str = "default") -> Revision | None:
         """The revision the service's endpoint answers as now, or None when nothing serves."""
         with self._lock:
             return copy.deepcopy(self._services[self._service_arn(cluster, name)].serving)
-
-    # ----- the API endpoint -----------------------------------------------------------------
-
-    def _respond_api(
-        self, method: str, path: str, headers: Mapping[str, str], body: bytes
-    ) -> tuple[int, dict[str, str], bytes]:
-        operation = headers.get("x-amz-target", "").removeprefix(TARGET_PREFIX)
-        try:
-            params = json.loads(body or b"{}")
-        except ValueError:
-            params = None
-        with self._lock:
-            try:
-                status, payload = 200, self._dispatch(method, path, headers, operation, params)
-            except ApiError as error:
-                status = error.status
-                payload = {"__type": error.error_type, "message": error.message}
-            self._calls.append(Call(operation, params if isinstance(params, dict) else {}, status))
-        response_headers = {
-            "Content-Type": "application/x-amz-json-1.1",
-            "x-amzn-RequestId": str(uuid.uuid4()),
-        }
-        return status, response_headers, json.dumps(payload).encode()
-
-    def _dispatch(
-        self, method: str, path: str, headers: Mapping[str, str], operation: str, params: Any
-    ) -> Json:
-        if method != "POST" or path != "/":
-            raise ApiError("UnknownOperationException", f"{method} {path}: use POST /.", 404)
-        check_signature(headers.get("authorization", ""), "ecs", self.region)
-        handler = self._operations.get(operation)
-        if handler is None:
-            raise ApiError(
-                "UnknownOperationException", f"{operation!r} is not implemented by this double."
-            )
-        if not isinstance(params, dict):
-            raise ApiError("SerializationException", "The request body is not a JSON object.")
-        faults = self._faults.get(operation)
-        if faults:
-            raise faults.pop(0)
-        try:
-            validate(input_shape(operation, "ecs"), params, "")
-        except ApiError as error:
-            raise _invalid(error.message) from None
-        return handler(params)
 
     # ----- operations -----------------------------------------------------------------------
 
