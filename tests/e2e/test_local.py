@@ -391,6 +391,10 @@ def _every_command(box: Sandbox, variables: dict[str, str], drift: str) -> None:
         "deploy", manifest, "--yes", "--format", "json", **{**variables, "BREAK_HEALTH": "1"}
     )
     assert broken.code == 3, broken.err
+    state = box.service()
+    failed = next(name for name in state["revisions"] if name != state["active"])  # type: ignore[union-attr]
+    refused = box.run("rollback", manifest, "--to", failed, **variables)  # probed alone: fails
+    assert refused.code == 1, refused.err
     box.run("status", manifest, **variables)
     box.run("history", manifest, **variables)
 
