@@ -253,7 +253,8 @@ def check_saved(plan: Plan, saved: dict[str, Any], plan_file: Path) -> None:
             where=str(plan_file),
             hint="run `safedeploy plan` again and review the new diff",
         )
-    if {k: saved.get(k) for k in plan.view()} != plan.view():
+    view = plan.view()
+    if {k: saved.get(k) for k in view} != view:
         raise SafedeployError(
             f"planning {plan.service} again gives another plan than the saved one",
             where=str(plan_file),
