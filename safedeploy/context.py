@@ -18,8 +18,9 @@ from safedeploy.providers.base import Provider
 
 if TYPE_CHECKING:
     from safedeploy.aws import Clients
-    from safedeploy.deployer import OnAttempt, Probe
-    from safedeploy.history_s3 import S3History
+    from safedeploy.deployer import Probe
+    from safedeploy.history.s3 import S3History
+    from safedeploy.probes import OnAttempt
     from safedeploy.providers.cloudrun import CloudRunProvider
 
 
@@ -46,7 +47,7 @@ class Context:
     def _store(self, manifest: Manifest) -> FolderHistory | S3History:
         """`history: s3://BUCKET/PREFIX` in the manifest, else a folder in the state dir."""
         if manifest.history and manifest.history.startswith("s3://"):
-            from safedeploy.history_s3 import S3History
+            from safedeploy.history.s3 import S3History
 
             return S3History(manifest.history, manifest.service, manifest.region, self.aws())
         return FolderHistory(self.state_for(manifest) / manifest.service / "history")

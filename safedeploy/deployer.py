@@ -24,14 +24,13 @@ from safedeploy.history import (
     who,
 )
 from safedeploy.lint import Finding, Severity
-from safedeploy.manifest import Manifest, ProbeSpec
+from safedeploy.manifest import Manifest
 from safedeploy.model import LiveService, Revision
 from safedeploy.plan import Plan, build_plan
-from safedeploy.probes import ProbeResult, describe, run_probes
+from safedeploy.probes import OnAttempt, ProbeResult, describe, run_probes
 from safedeploy.providers.base import Capabilities, Previews, Provider, Validates
 
 Say = Callable[[str], None]
-OnAttempt = Callable[[ProbeSpec, int, str | None], None]  # probe, attempt number, why it failed
 # Probes of a manifest at a URL; the token ends the waits between attempts (NEVER in a rollback).
 Probe = Callable[[Manifest, str, CancelToken], list[ProbeResult]]
 

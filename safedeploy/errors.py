@@ -1,6 +1,7 @@
 """One error type that carries what went wrong, where, what to do next, and its exit code.
 
-Only `cli` turns these into output; everything below raises them.
+Only `cli` turns these into output; everything below raises them. Providers raise the plain
+type and the three kinds below, which word once what every platform reports alike.
 """
 
 from __future__ import annotations
@@ -50,3 +51,32 @@ def location(file: object, line: int | None = None, key: str | None = None) -> s
     if key:
         text += f" ({key})"
     return text
+
+
+class VersionMoved(SafedeployError):
+    """A provider found the service changed since the plan read it: nothing was written."""
+
+    def __init__(self, where: str) -> None:
+        super().__init__(
+            "the service changed since the plan; nothing was changed",
+            where=where,
+            hint="run `safedeploy plan` again and review the new diff",
+        )
+
+
+class Busy(SafedeployError):
+    """Someone else is changing the service now: another deploy's lease, a platform operation."""
+
+    def __init__(self, service: str, holder: str, since: object, *, where: str, hint: str) -> None:
+        super().__init__(
+            f"another deploy of {service} is running: {holder} since {since}",
+            where=where,
+            hint=hint,
+        )
+
+
+class Unrecoverable(SafedeployError):
+    """The platform left the service in a state only a person can judge; nothing is retried."""
+
+    def __init__(self, what: str, *, where: str | None = None, hint: str | None = None) -> None:
+        super().__init__(what, where=where, hint=hint, exit_code=ExitCode.NEEDS_HUMAN)

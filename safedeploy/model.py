@@ -72,6 +72,7 @@ class LiveService:
     owned: frozenset[str] = frozenset()  # names the last safedeploy release declared
     revisions: tuple[Revision, ...] = ()
     url: str | None = None
+    busy: str | None = None  # a platform operation running on the service now, as it names it
 
     @property
     def exists(self) -> bool:
@@ -81,3 +82,25 @@ class LiveService:
     def traffic(self) -> dict[str, int]:
         """The serving split: revision name -> percent, for revisions that serve any."""
         return {r.name: r.percent for r in self.revisions if r.percent > 0}
+
+
+class Problem(StrEnum):
+    """What a provider found wrong when it looked, before any change; the core judges it."""
+
+    SECRET_MISSING = "secret-missing"  # the secret, or the version referenced, does not exist
+    SECRET_DISABLED = "secret-disabled"  # the version exists but cannot be read in its state
+    NOT_GRANTED = "not-granted"  # nothing found lets the service's identity read the secret
+    NOT_CHECKED = "not-checked"  # a check could not be made (no permission, nothing to check as)
+    UNSUPPORTED = "unsupported"  # a value the platform cannot take as written
+    UNREACHABLE = "unreachable"  # a value points at what the service's network cannot reach
+    REFUSED = "refused"  # the platform refused the update when asked to check it (validate)
+
+
+@dataclass(frozen=True)
+class Fact:
+    """One finding of a provider, as data: codes, severities and wording are the core's."""
+
+    problem: Problem
+    key: str  # the manifest key it concerns: "secrets.NAME", "env.NAME", "settings.cpu", "image"
+    detail: str  # what was found, in the platform's terms (never a value)
+    remedy: str | None = None  # the platform's own way to fix it (a gcloud/aws command)

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 from safedeploy.manifest import Expect, ProbeSpec
 
+OnAttempt = Callable[[ProbeSpec, int, str | None], None]  # probe, attempt number, why it failed
+
 if TYPE_CHECKING:  # imported where probes run: most commands never probe, and it is slow
     import requests
 
@@ -42,7 +44,7 @@ def run_probes(
     *,
     session: requests.Session | None = None,
     sleep: Callable[[float], None] = time.sleep,
-    on_attempt: Callable[[ProbeSpec, int, str | None], None] | None = None,
+    on_attempt: OnAttempt | None = None,
     clock: Callable[[], float] = time.monotonic,
 ) -> list[ProbeResult]:
     """Run the probes in order, stopping at the first that fails: the deploy is failing anyway."""

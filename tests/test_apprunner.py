@@ -29,7 +29,7 @@ from moto.server import ThreadedMotoServer
 from safedeploy.aws import Clients
 from safedeploy.errors import SafedeployError
 from safedeploy.history import who
-from safedeploy.history_s3 import S3History
+from safedeploy.history.s3 import S3History
 from safedeploy.model import ServiceSpec
 from safedeploy.providers import apprunner
 

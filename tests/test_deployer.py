@@ -26,7 +26,9 @@ class MemoryPlatform:
     """Revisions and a traffic split in memory; `faults` maps a method name to what it raises."""
 
     def __init__(self, *, traffic_split: bool = True) -> None:
-        self.capabilities = Capabilities(traffic_split=traffic_split, candidate_url=True)
+        self.capabilities = Capabilities(
+            traffic_split=traffic_split, candidate_url=True, owned_on_service=True
+        )
         self.specs = {"api-old": ServiceSpec(image="img:1", env={"KEEP": "1"})}
         self.traffic: dict[str, int] = {"api-old": 100}
         self.generation = 1

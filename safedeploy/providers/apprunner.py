@@ -31,8 +31,7 @@ from botocore.exceptions import ClientError
 
 from safedeploy.aws import Clients, aws_errors, error_code
 from safedeploy.cancel import NEVER, CancelToken
-from safedeploy.errors import ExitCode, SafedeployError
-from safedeploy.history import busy
+from safedeploy.errors import Busy, ExitCode, SafedeployError
 from safedeploy.importer import manifest_text
 from safedeploy.lint import Finding, Severity
 from safedeploy.manifest import Manifest
@@ -114,7 +113,7 @@ class _Live:
 
 
 class AppRunnerProvider:
-    capabilities = Capabilities(traffic_split=False, candidate_url=False)
+    capabilities = Capabilities(traffic_split=False, candidate_url=False, owned_on_service=False)
 
     def __init__(
         self,
@@ -291,7 +290,7 @@ class AppRunnerProvider:
     def _busy(self, live: _Live | None) -> SafedeployError:
         """The lease's message, naming App Runner's running operation as the holder."""
         operation = (live.operation if live else None) or {}
-        return busy(
+        return Busy(
             self.service,
             f"App Runner operation {operation.get('Id', '?')} ({operation.get('Type', '?')})",
             _when(operation.get("StartedAt")),

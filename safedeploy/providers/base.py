@@ -1,24 +1,51 @@
-"""The narrow surface the deployer drives, and what each platform can and cannot do."""
+"""The provider protocol: what the core asks of a platform, and what a platform can do.
+
+A provider reads the live service into the neutral model, carries out the operations the core
+decided (a candidate, a traffic split, a tag removed) and reports facts and errors as data. It
+decides nothing: finding codes, severities, exit codes, revision names and the wording of
+refusals live in the core. It keeps no state between calls that a later call depends on:
+whatever `wait_ready` needs, `apply` returned.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
 
 from safedeploy.cancel import CancelToken
-from safedeploy.lint import Finding
-from safedeploy.model import LiveService, Revision, ServiceSpec
+from safedeploy.model import Fact, LiveService, Revision, ServiceSpec
 
 
 @dataclass(frozen=True)
 class Capabilities:
     traffic_split: bool  # can serve a revision to a share of traffic (canary steps)
     candidate_url: bool  # a new revision can be probed before it gets any traffic
+    owned_on_service: bool  # keeps the owned names on the service itself; else history does
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """The core's decision to make a new revision, carried out as it is."""
+
+    version: str  # the platform version the plan read (etag, fingerprint): refused if it moved
+    target: ServiceSpec  # the whole merged configuration
+    owned: frozenset[str]  # the names this release owns
+    revision: str  # the name the core gave the new revision
+    release_id: str
+
+
+@dataclass(frozen=True)
+class Pending:
+    """A candidate on its way up: what `wait_ready` needs, so the provider keeps nothing."""
+
+    candidate: Candidate
+    revision: Revision
+    operation: Any = field(default=None, compare=False, repr=False)  # the platform's handle
 
 
 class Provider(Protocol):
-    """A platform adapter. Every mutating call is guarded by the fingerprint the plan saw."""
+    """A platform adapter. Every mutating call is guarded by the version the plan saw."""
 
     capabilities: Capabilities
 
@@ -26,17 +53,17 @@ class Provider(Protocol):
         """The service as it runs now (spec None when it does not exist yet)."""
         ...
 
-    def preflight(self, target: ServiceSpec) -> list[Finding]:
-        """Read-only checks of what apply would need (secrets exist, access granted)."""
+    def preflight(self, target: ServiceSpec) -> list[Fact]:
+        """Read-only checks of what apply would need (secrets exist, access granted, values the
+        platform takes)."""
         ...
 
-    def apply(
-        self, fingerprint: str, target: ServiceSpec, owned: frozenset[str], release_id: str
-    ) -> Revision:
-        """Create the new revision with no traffic; refuse if the service left `fingerprint`."""
+    def apply(self, candidate: Candidate) -> Pending:
+        """Create the candidate with no traffic; raise VersionMoved if the service left
+        `candidate.version`."""
         ...
 
-    def wait_ready(self, revision: Revision, cancel: CancelToken) -> Revision:
+    def wait_ready(self, pending: Pending, cancel: CancelToken) -> Revision:
         """Block until the revision can serve; raise with the platform's reason when it cannot,
         Cancelled when `cancel` is set first (the revision may still come up)."""
         ...
@@ -68,8 +95,6 @@ class Previews(Protocol):
 class Validates(Protocol):
     """A provider whose platform can check an update without making it (`plan --validate`)."""
 
-    def validate(
-        self, fingerprint: str, target: ServiceSpec, owned: frozenset[str]
-    ) -> list[Finding]:
-        """Findings for what the platform refuses in the update apply would send."""
+    def validate(self, candidate: Candidate) -> list[Fact]:
+        """REFUSED facts for what the platform refuses in the update apply would send."""
         ...

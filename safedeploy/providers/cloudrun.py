@@ -44,7 +44,7 @@ from safedeploy.providers.base import Capabilities
 from safedeploy.redact import reveal, scrub
 
 if TYPE_CHECKING:
-    from safedeploy.deployer import OnAttempt
+    from safedeploy.probes import OnAttempt
 
 RUN_ENDPOINT = "CLOUDSDK_API_ENDPOINT_OVERRIDES_RUN"
 SECRETS_ENDPOINT = "CLOUDSDK_API_ENDPOINT_OVERRIDES_SECRETMANAGER"
@@ -272,7 +272,7 @@ def _errors(resource: str) -> Iterator[None]:
 
 
 class CloudRunProvider:
-    capabilities = Capabilities(traffic_split=True, candidate_url=True)
+    capabilities = Capabilities(traffic_split=True, candidate_url=True, owned_on_service=True)
 
     def __init__(
         self,

@@ -57,7 +57,7 @@ class LocalSecrets:
 
 
 class LocalProvider:
-    capabilities = Capabilities(traffic_split=False, candidate_url=True)
+    capabilities = Capabilities(traffic_split=False, candidate_url=True, owned_on_service=False)
 
     def __init__(
         self,

@@ -21,8 +21,8 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from safedeploy.aws import Clients, aws_errors, error_code
-from safedeploy.errors import SafedeployError
-from safedeploy.history import Outcome, Release, busy, decode, encode, is_stale, who
+from safedeploy.errors import Busy, SafedeployError
+from safedeploy.history import Outcome, Release, decode, encode, is_stale, who
 from safedeploy.redact import scrub
 
 LEASE_TTL = timedelta(hours=1)  # longer than any deploy's bounded waits
@@ -175,7 +175,7 @@ class S3History:
                 etag = self._put(key, text, IfMatch=current_etag)
                 if etag is not None:
                     return etag
-            raise busy(
+            raise Busy(
                 service,
                 current.get("holder", "unknown"),
                 current.get("since"),

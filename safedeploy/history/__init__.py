@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Protocol
 from uuid import uuid4
 
-from safedeploy.errors import SafedeployError
+from safedeploy.errors import Busy, SafedeployError
 from safedeploy.files import FILE_MODE, private_folder, read_json, unreadable, write_private
 from safedeploy.redact import scrub
 
@@ -115,13 +115,6 @@ def unfinished(releases: list[Release]) -> Release | None:
     return releases[-1] if releases and releases[-1].outcome is Outcome.IN_PROGRESS else None
 
 
-def busy(service: str, holder: str, since: object, *, where: str, hint: str) -> SafedeployError:
-    """The one message for "someone else is deploying this service", whoever the holder is."""
-    return SafedeployError(
-        f"another deploy of {service} is running: {holder} since {since}", where=where, hint=hint
-    )
-
-
 def encode(release: Release) -> str:
     """The one record format every store writes: JSON, keys sorted, through the scrubber."""
     return scrub(json.dumps(asdict(release), indent=2, sort_keys=True)) + "\n"
@@ -177,7 +170,7 @@ class FolderHistory:
                     path.unlink(missing_ok=True)
                     continue
                 current = current or {}
-                raise busy(
+                raise Busy(
                     service,
                     current.get("holder", "unknown"),
                     current.get("since"),
