@@ -17,7 +17,7 @@ import os
 from pathlib import Path
 from safedeploy.providers.local import LocalProvider
 state = Path(os.environ["SAFEDEPLOY_STATE_DIR"])
-LocalProvider("demo-api", state, Path("manifests").resolve(), frozenset(), os.environ).stop_all()
+LocalProvider("demo-api", state, Path("manifests").resolve(), os.environ).stop_all()
 print("demo: stopped the demo's processes")
 PY
 }

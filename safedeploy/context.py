@@ -107,12 +107,10 @@ class Context:
         if manifest.platform is Platform.LOCAL:
             from safedeploy.providers.local import LocalProvider
 
-            last = self.history(manifest).last_succeeded()
             return LocalProvider(
                 manifest.service,
                 self.state_for(manifest),
                 manifest.path.parent.resolve(),
-                frozenset(last.owned) if last else frozenset(),
                 self.environ,
             )
         if manifest.platform is Platform.APPRUNNER:

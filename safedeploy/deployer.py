@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 
 from safedeploy.cancel import NEVER, Cancelled, CancelToken
-from safedeploy.errors import ExitCode, SafedeployError
+from safedeploy.errors import ExitCode, SafedeployError, Unrecoverable
 from safedeploy.history import (
     HistoryStore,
     Outcome,
@@ -23,12 +23,12 @@ from safedeploy.history import (
     unfinished,
     who,
 )
-from safedeploy.lint import Finding, Severity
+from safedeploy.lint import lint_facts, lint_platform
 from safedeploy.manifest import Manifest
 from safedeploy.model import LiveService, Revision
 from safedeploy.plan import Plan, build_plan
 from safedeploy.probes import OnAttempt, ProbeResult, describe, run_probes
-from safedeploy.providers.base import Capabilities, Previews, Provider, Validates
+from safedeploy.providers.base import Candidate, Pending, Previews, Provider, Validates
 
 Say = Callable[[str], None]
 # Probes of a manifest at a URL; the token ends the waits between attempts (NEVER in a rollback).
@@ -64,37 +64,43 @@ class DeployFailed(Exception):
         self.needs_human = needs_human  # the platform says it cannot be put back by us
 
 
-def capability_findings(manifest: Manifest, capabilities: Capabilities) -> list[Finding]:
-    """What the manifest asks of the platform that the platform cannot do."""
-    if manifest.rollout.strategy == "canary" and not capabilities.traffic_split:
-        return [
-            Finding(
-                code="SD110",
-                severity=Severity.ERROR,
-                key="rollout.strategy",
-                message=f"platform {manifest.platform} cannot split traffic, so no canary",
-                hint="use `strategy: all-at-once`",
-                file=str(manifest.path),
-                line=manifest.line_of("rollout.strategy"),
-            )
-        ]
-    return []
+def revision_name(service: str, release_id: str) -> str:
+    """The one way a new revision is named, on every platform."""
+    return f"{service}-{release_id}"
 
 
-def plan_service(manifest: Manifest, provider: Provider, *, validate: bool = False) -> Plan:
+def plan_service(
+    manifest: Manifest, provider: Provider, history: HistoryStore, *, validate: bool = False
+) -> Plan:
     """Read the live service and plan against it; the only provider calls are reads, and with
     `validate` the update the platform checks without making it."""
     live = provider.read()
-    plan = build_plan(manifest, live, capability_findings(manifest, provider.capabilities))
-    findings = [*plan.findings, *provider.preflight(plan.target)]
+    if not provider.capabilities.owned_on_service:
+        last = history.last_succeeded()
+        live = replace(live, owned=frozenset(last.owned) if last else frozenset())
+    plan = build_plan(
+        manifest, live, lint_platform(manifest, live, provider.capabilities.traffic_split)
+    )
+    facts = provider.preflight(plan.target)
     if validate and plan.has_changes:
         if not isinstance(provider, Validates):
             raise SafedeployError(
                 f"platform {manifest.platform} cannot check an update without making it",
                 hint="drop --validate",
             )
-        findings += provider.validate(plan.live_fingerprint, plan.target, plan.owned)
-    return replace(plan, findings=tuple(findings))
+        facts += provider.validate(_candidate(plan, new_release_id()))
+    return replace(plan, findings=(*plan.findings, *lint_facts(manifest, facts)))
+
+
+def _candidate(plan: Plan, release_id: str) -> Candidate:
+    """The plan's decision to make a new revision, as the provider carries it out."""
+    return Candidate(
+        version=plan.live_fingerprint,
+        target=plan.target,
+        owned=plan.owned,
+        revision=revision_name(plan.service, release_id),
+        release_id=release_id,
+    )
 
 
 class Deployer:
@@ -170,18 +176,17 @@ class Deployer:
             owned=tuple(sorted(plan.owned)),
         )
         try:
-            candidate = self.provider.apply(
-                plan.live_fingerprint, plan.target, plan.owned, release.id
-            )
+            pending = self.provider.apply(_candidate(plan, release.id))
         except SafedeployError as exc:
             self.history.save(release.finished(Outcome.FAILED, exc.what))
             raise
+        candidate = pending.revision
         release = self.history.save(replace(release, revision=candidate.name))
         self.say(f"{plan.service}: created revision {candidate.name}")
         probes: list[ProbeResult] = []
         try:
             self.cancel.check()
-            candidate = self._wait(candidate)
+            candidate = self._wait(pending)
             self.cancel.check()
             if self.provider.capabilities.candidate_url and candidate.url:
                 probes += self._probe(candidate.url, f"candidate {candidate.name}", self.cancel)
@@ -202,15 +207,16 @@ class Deployer:
             result = self._finish(release, Outcome.SUCCEEDED, ExitCode.OK, None, probes)
         return replace(result, revision_url=candidate.url)
 
-    def _wait(self, candidate: Revision) -> Revision:
+    def _wait(self, pending: Pending) -> Revision:
+        name = pending.revision.name
         try:
-            ready = self.provider.wait_ready(candidate, self.cancel)
+            ready = self.provider.wait_ready(pending, self.cancel)
         except SafedeployError as exc:
             raise DeployFailed(
-                f"revision {candidate.name} did not become ready: {exc.what}",
-                needs_human=exc.exit_code is ExitCode.NEEDS_HUMAN,
+                f"revision {name} did not become ready: {exc.what}",
+                needs_human=isinstance(exc, Unrecoverable),
             ) from exc
-        self.say(f"{self.manifest.service}: revision {candidate.name} is ready")
+        self.say(f"{self.manifest.service}: revision {name} is ready")
         return ready
 
     def _steps(self, serving: dict[str, int]) -> list[int]:
@@ -471,7 +477,7 @@ def _failure(exc: Exception) -> DeployFailed:
     if isinstance(exc, Cancelled):
         return DeployFailed(exc.reason)
     if isinstance(exc, SafedeployError):
-        return DeployFailed(exc.what, needs_human=exc.exit_code is ExitCode.NEEDS_HUMAN)
+        return DeployFailed(exc.what, needs_human=isinstance(exc, Unrecoverable))
     return DeployFailed(f"unexpected {type(exc).__name__}: {exc}")
 
 

@@ -117,7 +117,9 @@ class Fleet:
         """Plan every service, reads in parallel; any service that cannot be planned fails all."""
 
         def one(service: str) -> Plan:
-            return plan_service(self.manifests[service], self.providers[service], validate=validate)
+            manifest = self.manifests[service]
+            history = self.context.history(manifest)
+            return plan_service(manifest, self.providers[service], history, validate=validate)
 
         with ThreadPoolExecutor(self.parallel, thread_name_prefix="plan") as pool:
             outcomes = list(pool.map(lambda service: _attempt(one, service), self.services))

@@ -15,7 +15,7 @@ from urllib.parse import unquote
 
 from safedeploy.manifest import Manifest
 from safedeploy.merge import Action, MergeResult
-from safedeploy.model import Platform, ServiceSpec
+from safedeploy.model import Fact, LiveService, Platform, Problem, ServiceSpec
 from safedeploy.redact import is_sensitive_name, looks_like_credential
 
 
@@ -109,7 +109,77 @@ RULES: dict[str, Rule] = {
             "a kept, unmanaged live value has a problem (never blocks a deploy)",
             "declare it in the manifest to fix it (under secrets: if it is a credential)",
         ),
+        Rule(
+            "SD110",
+            _E,
+            "a canary on a platform that cannot split traffic",
+            "use `strategy: all-at-once`",
+        ),
+        # What the platform reported when it looked (the providers' facts), judged here.
+        Rule(
+            "SD201",
+            _E,
+            "a referenced secret (or its version) does not exist",
+            "create it, or fix the reference",
+        ),
+        Rule(
+            "SD202",
+            _E,
+            "the referenced secret version cannot be read in its state",
+            "enable it, or reference an enabled version",
+        ),
+        Rule(
+            "SD203",
+            _W,
+            "the service account has no grant on the secret itself",
+            "grant it roles/secretmanager.secretAccessor on the secret",
+        ),
+        Rule(
+            "SD204",
+            _W,
+            "a secret, or who may read it, could not be checked",
+            "grant the deploying identity the right to read it, or check it by hand",
+        ),
+        Rule(
+            "SD205",
+            _E,
+            "the platform refused the update when asked to check it",
+            "fix the value the message names",
+        ),
+        Rule("SD206", _E, "a value Cloud Run cannot take", "use a value Cloud Run accepts"),
+        Rule(
+            "SD301",
+            _W,
+            "a variable points at a host the service's network cannot reach",
+            "give the VPC a NAT gateway, or use egress DEFAULT",
+        ),
+        Rule(
+            "SD302",
+            _E,
+            "secrets are referenced but nothing lets the service read them",
+            "set settings.instance_role to a role that may read those secrets",
+        ),
+        Rule("SD303", _E, "something App Runner cannot take as written", "see the message"),
+        Rule(
+            "SD304",
+            _W,
+            "a platform operation is in progress on the service",
+            "deploy waits for it to end, then exits 1",
+        ),
     )
+}
+
+# The code of a provider's fact on each platform (None: on every platform).
+_FACT_CODES: dict[tuple[Problem, Platform | None], str] = {
+    (Problem.SECRET_MISSING, None): "SD201",
+    (Problem.SECRET_DISABLED, None): "SD202",
+    (Problem.NOT_GRANTED, None): "SD203",
+    (Problem.NOT_GRANTED, Platform.APPRUNNER): "SD302",
+    (Problem.NOT_CHECKED, None): "SD204",
+    (Problem.REFUSED, None): "SD205",
+    (Problem.UNSUPPORTED, None): "SD206",
+    (Problem.UNSUPPORTED, Platform.APPRUNNER): "SD303",
+    (Problem.UNREACHABLE, None): "SD301",
 }
 
 # A value check returns what is wrong with one plain value, in words that never quote it.
@@ -211,7 +281,7 @@ _LIVE_CHECKS = tuple(c for c in _MANIFEST_CHECKS if c[0] in ("SD101", "SD102", "
 def _finding(
     manifest: Manifest,
     code: str,
-    key: str,
+    key: str | None,
     message: str,
     hint: str | None = None,
     at: str | None = None,
@@ -225,7 +295,7 @@ def _finding(
         message=message,
         hint=hint or rule.hint,
         file=str(manifest.path),
-        line=manifest.line_of(at or key),
+        line=manifest.line_of(at or key) if at or key else None,
     )
 
 
@@ -335,3 +405,27 @@ def lint_target(manifest: Manifest, target: ServiceSpec) -> list[Finding]:
         for name, value in manifest.env.items()
         if (problem := _unattached(value, attached))
     ]
+
+
+def lint_platform(manifest: Manifest, live: LiveService, can_split: bool) -> list[Finding]:
+    """What the manifest asks that the platform cannot do now (SD110, SD304)."""
+    findings = []
+    if manifest.rollout.strategy == "canary" and not can_split:
+        message = f"platform {manifest.platform} cannot split traffic, so no canary"
+        findings.append(_finding(manifest, "SD110", "rollout.strategy", message))
+    if live.busy:
+        findings.append(_finding(manifest, "SD304", None, f"{live.busy} is in progress"))
+    return findings
+
+
+def lint_facts(manifest: Manifest, facts: Iterable[Fact]) -> list[Finding]:
+    """The provider's facts, judged; a problem in a kept live variable warns and never blocks."""
+    findings = []
+    for fact in facts:
+        code = _FACT_CODES.get((fact.problem, manifest.platform)) or _FACT_CODES[fact.problem, None]
+        kind, _, name = (fact.key or "").partition(".")
+        if kind in ("env", "secrets") and name not in manifest.declared:
+            findings.append(_finding(manifest, "SD109", "unmanaged", f"kept live {fact.detail}"))
+        else:
+            findings.append(_finding(manifest, code, fact.key, fact.detail, fact.remedy))
+    return findings

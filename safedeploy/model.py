@@ -101,6 +101,6 @@ class Fact:
     """One finding of a provider, as data: codes, severities and wording are the core's."""
 
     problem: Problem
-    key: str  # the manifest key it concerns: "secrets.NAME", "env.NAME", "settings.cpu", "image"
+    key: str | None  # the manifest key: "secrets.NAME", "env.NAME", "settings.cpu", "image"
     detail: str  # what was found, in the platform's terms (never a value)
     remedy: str | None = None  # the platform's own way to fix it (a gcloud/aws command)

@@ -84,7 +84,7 @@ def job(tmp_path: Path) -> Iterator[Job]:
     (tmp_path / "manifests").mkdir()
     (tmp_path / "manifests" / "shop.yaml").write_text(MANIFEST)
     yield Job(tmp_path)
-    LocalProvider("shop-api", tmp_path / "state", tmp_path, frozenset(), os.environ).stop_all()
+    LocalProvider("shop-api", tmp_path / "state", tmp_path, os.environ).stop_all()
 
 
 VARS = "GREETING=hello\n\n# the canary switch\n  BREAK_HEALTH=0\r\n"

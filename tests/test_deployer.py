@@ -13,13 +13,12 @@ import pytest
 
 from safedeploy.cancel import Cancelled, CancelToken
 from safedeploy.deployer import Deployer, plan_service
-from safedeploy.errors import ExitCode, SafedeployError
+from safedeploy.errors import ExitCode, SafedeployError, Unrecoverable, VersionMoved
 from safedeploy.history import FolderHistory, Outcome, Release
-from safedeploy.lint import Finding
 from safedeploy.manifest import Manifest, ProbeSpec, Rollout
-from safedeploy.model import LiveService, Revision, ServiceSpec
+from safedeploy.model import Fact, LiveService, Revision, ServiceSpec
 from safedeploy.probes import ProbeResult
-from safedeploy.providers.base import Capabilities
+from safedeploy.providers.base import Candidate, Capabilities, Pending
 
 
 class MemoryPlatform:
@@ -55,23 +54,21 @@ class MemoryPlatform:
             url="http://service",
         )
 
-    def preflight(self, target: ServiceSpec) -> list[Finding]:
+    def preflight(self, target: ServiceSpec) -> list[Fact]:
         return []
 
-    def apply(
-        self, fingerprint: str, target: ServiceSpec, owned: frozenset[str], release_id: str
-    ) -> Revision:
-        self._call("apply", target)
-        if fingerprint != str(self.generation):
-            raise SafedeployError("the service changed since the plan")
-        name = f"api-{release_id}"
-        self.specs[name] = target
+    def apply(self, candidate: Candidate) -> Pending:
+        self._call("apply", candidate.target)
+        if candidate.version != str(self.generation):
+            raise VersionMoved(where="api")
+        name = candidate.revision
+        self.specs[name] = candidate.target
         self.generation += 1
-        return Revision(name, 0, url=f"http://{name}")
+        return Pending(candidate, Revision(name, 0, url=f"http://{name}"))
 
-    def wait_ready(self, revision: Revision, cancel: CancelToken) -> Revision:
-        self._call("wait_ready", revision.name)
-        return revision
+    def wait_ready(self, pending: Pending, cancel: CancelToken) -> Revision:
+        self._call("wait_ready", pending.revision.name)
+        return pending.revision
 
     def route(self, split: Mapping[str, int]) -> None:
         self._call("route", dict(split))
@@ -114,7 +111,9 @@ def manifest(tmp_path: Path, **fields: object) -> Manifest:
 def run(tmp_path: Path, platform: MemoryPlatform, m: Manifest, *, rollback: bool = True):  # type: ignore[no-untyped-def]
     history = FolderHistory(tmp_path / "history")
     deployer = Deployer(m, platform, history, say=lambda _: None, probe=platform.probe)
-    return deployer.deploy(plan_service(m, platform), rollback=rollback), history
+    return deployer.deploy(
+        plan_service(m, platform, FolderHistory(tmp_path / "history")), rollback=rollback
+    ), history
 
 
 def test_success_promotes_and_records(tmp_path: Path) -> None:
@@ -131,11 +130,11 @@ def test_failed_candidate_probe_rolls_back_before_any_traffic_moves(tmp_path: Pa
     m = manifest(tmp_path)
     original = platform.apply
 
-    def apply_broken(*args: object) -> Revision:
+    def apply_broken(candidate: Candidate) -> Pending:
         """The new revision answers 500."""
-        revision = original(*args)  # type: ignore[arg-type]
-        platform.broken.add(revision.name)
-        return revision
+        pending = original(candidate)
+        platform.broken.add(pending.revision.name)
+        return pending
 
     platform.apply = apply_broken  # type: ignore[method-assign]
     result, history = run(tmp_path, platform, m)
@@ -203,9 +202,7 @@ def test_rollback_that_fails_too_exits_4_with_both_causes(tmp_path: Path) -> Non
 
 def test_platform_that_cannot_restore_exits_4_without_our_rollback(tmp_path: Path) -> None:
     platform = MemoryPlatform()
-    platform.faults["wait_ready"] = SafedeployError(
-        "ROLLBACK_FAILED", exit_code=ExitCode.NEEDS_HUMAN
-    )
+    platform.faults["wait_ready"] = Unrecoverable("ROLLBACK_FAILED")
     result, _ = run(tmp_path, platform, manifest(tmp_path))
     assert result.exit_code is ExitCode.NEEDS_HUMAN
     assert not [c for c in platform.calls if c[0] == "route"]
@@ -223,7 +220,7 @@ def test_rollback_off_leaves_the_failure_for_a_human(tmp_path: Path) -> None:
 def test_apply_refused_is_exit_1_and_recorded(tmp_path: Path) -> None:
     platform = MemoryPlatform()
     m = manifest(tmp_path)
-    plan = plan_service(m, platform)
+    plan = plan_service(m, platform, FolderHistory(tmp_path / "history"))
     platform.generation += 1  # another writer between plan and apply
     history = FolderHistory(tmp_path / "history")
     deployer = Deployer(m, platform, history, say=lambda _: None, probe=platform.probe)
@@ -253,7 +250,7 @@ def test_no_changes_deploys_nothing(tmp_path: Path) -> None:
 def test_canary_on_a_platform_without_traffic_split_is_a_plan_error(tmp_path: Path) -> None:
     platform = MemoryPlatform(traffic_split=False)
     m = manifest(tmp_path, rollout=Rollout(strategy="canary", steps=[50, 100]))
-    plan = plan_service(m, platform)
+    plan = plan_service(m, platform, FolderHistory(tmp_path / "history"))
     assert [f.code for f in plan.errors] == ["SD110"]
 
 
@@ -276,11 +273,11 @@ def test_a_first_deploy_that_cannot_be_taken_back_needs_a_human(tmp_path: Path) 
     platform.specs, platform.traffic = {}, {}
     original = platform.apply
 
-    def create_serving(*args: object) -> Revision:
-        revision = original(*args)  # type: ignore[arg-type]
-        platform.traffic = {revision.name: 100}
-        platform.broken.add(revision.name)
-        return revision
+    def create_serving(candidate: Candidate) -> Pending:
+        pending = original(candidate)
+        platform.traffic = {pending.revision.name: 100}
+        platform.broken.add(pending.revision.name)
+        return pending
 
     platform.apply = create_serving  # type: ignore[method-assign]
     result, history = run(tmp_path, platform, manifest(tmp_path))
@@ -321,7 +318,7 @@ def test_deploy_refuses_while_an_interrupted_release_left_the_service_changed(
     history = interrupted(tmp_path, platform)
     deployer = Deployer(manifest(tmp_path), platform, history, say=lambda _: None)
     with pytest.raises(SafedeployError) as refused:
-        deployer.deploy(plan_service(manifest(tmp_path), platform), rollback=True)
+        deployer.deploy(plan_service(manifest(tmp_path), platform, history), rollback=True)
     assert refused.value.exit_code is ExitCode.FAILED
     assert "release 20261204-120000-000-abcd (deploy of api-new" in refused.value.what
     assert "safedeploy rollback" in (refused.value.hint or "")
@@ -359,9 +356,9 @@ def test_a_cancelled_token_rolls_back_at_the_next_step(tmp_path: Path) -> None:
     token = CancelToken()
     original = platform.wait_ready
 
-    def cancelled_while_waiting(revision: Revision, cancel: CancelToken) -> Revision:
+    def cancelled_while_waiting(pending: Pending, cancel: CancelToken) -> Revision:
         token.cancel("cancelled by SIGTERM")  # the wait itself ends; the step boundary sees it
-        return original(revision, cancel)
+        return original(pending, cancel)
 
     platform.wait_ready = cancelled_while_waiting  # type: ignore[method-assign]
     history = FolderHistory(tmp_path / "history")
@@ -369,7 +366,9 @@ def test_a_cancelled_token_rolls_back_at_the_next_step(tmp_path: Path) -> None:
     deployer = Deployer(
         m, platform, history, say=lambda _: None, probe=platform.probe, cancel=token
     )
-    result = deployer.deploy(plan_service(m, platform), rollback=True)
+    result = deployer.deploy(
+        plan_service(m, platform, FolderHistory(tmp_path / "history")), rollback=True
+    )
     assert result.exit_code is ExitCode.ROLLED_BACK
     assert result.message == "cancelled by SIGTERM; rolled back, serving api-old 100% again"
     assert not any(name == "route" and arg != {"api-old": 100} for name, arg in platform.calls)
@@ -381,7 +380,7 @@ def test_a_deploy_with_no_changes_still_names_an_interrupted_release(tmp_path: P
     history = interrupted(tmp_path, platform)
     platform.specs["api-new"] = ServiceSpec(image="img:2", env={"NEW": "1"})  # what it asks
     m = manifest(tmp_path)
-    plan = plan_service(m, platform)
+    plan = plan_service(m, platform, FolderHistory(tmp_path / "history"))
     assert not plan.has_changes
     with pytest.raises(SafedeployError, match="was interrupted and never finished"):
         Deployer(m, platform, history, say=lambda _: None).deploy(plan, rollback=True)

@@ -8,6 +8,7 @@ read only to start a process and never written anywhere.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -20,11 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from safedeploy.cancel import NEVER, CancelToken
-from safedeploy.errors import SafedeployError
+from safedeploy.errors import SafedeployError, VersionMoved
 from safedeploy.files import append_private, read_json, unreadable, write_private
-from safedeploy.lint import Finding, Severity
-from safedeploy.model import EnvValue, LiveService, Revision, SecretRef, ServiceSpec
-from safedeploy.providers.base import Capabilities
+from safedeploy.model import EnvValue, Fact, LiveService, Problem, Revision, SecretRef, ServiceSpec
+from safedeploy.providers.base import Candidate, Capabilities, Pending
 from safedeploy.redact import Sensitive, reveal
 
 READY_TIMEOUT = 20.0
@@ -64,16 +64,13 @@ class LocalProvider:
         service: str,
         state_dir: Path,
         workdir: Path,
-        owned: frozenset[str],
         environ: Mapping[str, str],
     ) -> None:
         self.service = service
         self.folder = state_dir / service
         self.workdir = workdir
-        self.owned = owned
         self.secrets = LocalSecrets(state_dir / "secrets", environ)
         self.path_env = environ.get("PATH", os.defpath)
-        self._children: dict[int, subprocess.Popen[bytes]] = {}
 
     # -- state -------------------------------------------------------------------------------
 
@@ -109,39 +106,29 @@ class LocalProvider:
             name=self.service,
             spec=_spec(active_record) if active_record else None,
             fingerprint=self._fingerprint(state),
-            owned=self.owned,
             revisions=revisions,
             url=_url(active_record) if active_record else None,
         )
 
     # -- the provider surface ----------------------------------------------------------------
 
-    def preflight(self, target: ServiceSpec) -> list[Finding]:
-        findings = []
-        for name, value in sorted(target.env.items()):
-            if isinstance(value, SecretRef) and self.secrets.get(value.secret) is None:
-                findings.append(
-                    Finding(
-                        code="SD201",
-                        severity=Severity.ERROR,
-                        key=f"secrets.{name}",
-                        message=f"secret {value.secret!r} is not in the local secret source",
-                        hint=f"add it to {self.secrets.where}",
-                    )
-                )
-        return findings
-
-    def apply(
-        self, fingerprint: str, target: ServiceSpec, owned: frozenset[str], release_id: str
-    ) -> Revision:
-        state = self._load()
-        if self._fingerprint(state) != fingerprint:
-            raise SafedeployError(
-                f"service {self.service} changed since the plan; nothing was changed",
-                where=str(self.folder / "service.json"),
-                hint="run `safedeploy plan` again",
+    def preflight(self, target: ServiceSpec) -> list[Fact]:
+        return [
+            Fact(
+                Problem.SECRET_MISSING,
+                f"secrets.{name}",
+                f"secret {value.secret!r} is not in the local secret source",
+                f"add it to {self.secrets.where}",
             )
-        name = f"{self.service}-{release_id}"
+            for name, value in sorted(target.env.items())
+            if isinstance(value, SecretRef) and self.secrets.get(value.secret) is None
+        ]
+
+    def apply(self, candidate: Candidate) -> Pending:
+        state = self._load()
+        if self._fingerprint(state) != candidate.version:
+            raise VersionMoved(where=str(self.folder / "service.json"))
+        name, target = candidate.revision, candidate.target
         record = {
             "command": list(target.command),
             "env": {k: _stored(v) for k, v in target.env.items()},
@@ -149,30 +136,36 @@ class LocalProvider:
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
         }
         state["revisions"][name] = record
-        self._start(name, record)
+        process = self._start(name, record)
         self._save(state)
-        return _revision(name, record, 0, True)
+        return Pending(candidate, _revision(name, record, 0, False), process)
 
-    def wait_ready(self, revision: Revision, cancel: CancelToken) -> Revision:
-        record = self._load()["revisions"][revision.name]
+    def wait_ready(self, pending: Pending, cancel: CancelToken) -> Revision:
+        return self._listening(pending.revision.name, cancel, pending.operation)
+
+    def _listening(
+        self, name: str, cancel: CancelToken, process: subprocess.Popen[bytes] | None = None
+    ) -> Revision:
+        """The revision once its process listens on its port; why not, when it exits first.
+        With the process that apply started, its own exit code."""
+        record = self._load()["revisions"][name]
         deadline = time.monotonic() + READY_TIMEOUT
         while time.monotonic() < deadline:
-            code = self._exit_code(record["pid"])
+            code = process.poll() if process is not None else _exit_code(record["pid"])
             if code is not None:
                 raise SafedeployError(
-                    f"revision {revision.name} exited with code {code} before it was ready",
-                    where=str(self.folder / "logs" / f"{revision.name}.log"),
+                    f"revision {name} exited with code {code} before it was ready",
+                    where=str(self.folder / "logs" / f"{name}.log"),
                     hint="read the revision's log",
                 )
             try:
                 with socket.create_connection(("127.0.0.1", record["port"]), timeout=0.5):
-                    return _revision(revision.name, record, revision.percent, True)
+                    return _revision(name, record, 0, True)
             except OSError:
                 cancel.sleep(0.05)
         raise SafedeployError(
-            f"revision {revision.name} did not listen on port {record['port']} "
-            f"within {READY_TIMEOUT:.0f}s",
-            where=str(self.folder / "logs" / f"{revision.name}.log"),
+            f"revision {name} did not listen on port {record['port']} within {READY_TIMEOUT:.0f}s",
+            where=str(self.folder / "logs" / f"{name}.log"),
             hint="the command must listen on 127.0.0.1:$PORT",
         )
 
@@ -188,9 +181,9 @@ class LocalProvider:
         if record is None:
             raise SafedeployError(f"no revision {name} of {self.service}", hint="see `status`")
         if not _running(record.get("pid")):
-            self._start(name, record)
+            process = self._start(name, record)
             self._save(state)
-            self.wait_ready(_revision(name, record, 0, False), NEVER)
+            self._listening(name, NEVER, process)
         state["active"] = name
         self._save(state)
 
@@ -208,9 +201,10 @@ class LocalProvider:
         if record is None:
             raise SafedeployError(f"no revision {revision.name} of {self.service}")
         if not _running(record.get("pid")):
-            self._start(revision.name, record)
+            process = self._start(revision.name, record)
             self._save(state)
-        return self.wait_ready(_revision(revision.name, record, 0, False), NEVER)
+            return self._listening(revision.name, NEVER, process)
+        return self._listening(revision.name, NEVER)
 
     def discard(self, candidate: Revision) -> None:
         state = self._load()
@@ -230,7 +224,7 @@ class LocalProvider:
 
     # -- processes ---------------------------------------------------------------------------
 
-    def _start(self, name: str, record: dict[str, Any]) -> None:
+    def _start(self, name: str, record: dict[str, Any]) -> subprocess.Popen[bytes]:
         """Start the revision's process on a free loopback port; record port and pid."""
         env = {"PATH": self.path_env, "K_SERVICE": self.service, "K_REVISION": name}
         for key, value in record["env"].items():
@@ -254,9 +248,9 @@ class LocalProvider:
                     where=f"command {record['command'][:1]}",
                     hint="check `command:` in the manifest; it runs from the manifest's folder",
                 ) from exc
-        self._children[process.pid] = process
         record["port"] = port
         record["pid"] = process.pid
+        return process
 
     def _resolve(self, key: str, value: Any) -> str:
         if isinstance(value, dict):
@@ -269,12 +263,6 @@ class LocalProvider:
             return secret
         return reveal(value) if isinstance(value, str) else str(value)
 
-    def _exit_code(self, pid: int) -> int | None:
-        child = self._children.get(pid)
-        if child is not None:
-            return child.poll()
-        return None if _running(pid) else -1
-
     def _stop(self, record: dict[str, Any]) -> None:
         pid = record.pop("pid")
         record.pop("port", None)
@@ -285,13 +273,12 @@ class LocalProvider:
         except ProcessLookupError:
             return
         deadline = time.monotonic() + STOP_TIMEOUT
-        while self._exit_code(pid) is None and time.monotonic() < deadline:
+        while _exit_code(pid) is None and time.monotonic() < deadline:
             time.sleep(0.05)
-        if self._exit_code(pid) is None:
+        if _exit_code(pid) is None:
             os.killpg(pid, signal.SIGKILL)
-            child = self._children.get(pid)
-            if child is not None:
-                child.wait()
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, 0)
 
 
 def _free_port() -> int:
@@ -299,6 +286,16 @@ def _free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def _exit_code(pid: int) -> int | None:
+    """None while the process runs; its exit code once it ended (reaped here when it is our
+    child, -1 when another process started it)."""
+    try:
+        done, status = os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        return None if _running(pid) else -1
+    return None if done == 0 else os.waitstatus_to_exitcode(status)
 
 
 def _running(pid: int | None) -> bool:

@@ -91,7 +91,7 @@ def sandbox(tmp_path: Path) -> Iterator[Sandbox]:
     manifest.write_text(MANIFEST)
     box = Sandbox(tmp_path, state, manifest, [])
     yield box
-    LocalProvider("shop-api", state, tmp_path, frozenset(), os.environ).stop_all()
+    LocalProvider("shop-api", state, tmp_path, os.environ).stop_all()
 
 
 def test_deploy_change_then_broken_deploy_rolls_back(sandbox: Sandbox) -> None:
@@ -353,7 +353,7 @@ def test_no_sensitive_value_appears_in_any_output_or_file(random: dict[str, str]
             with mock.patch.dict(os.environ, {"GITHUB_STEP_SUMMARY": str(summary)}):
                 _every_command(box, variables, canaries["drift"])
         finally:
-            LocalProvider("shop-api", state, root, frozenset(), os.environ).stop_all()
+            LocalProvider("shop-api", state, root, os.environ).stop_all()
         outputs = "\n".join(box.transcript)
         assert "0a1b2c3d" in outputs  # a public variable shows
         assert "postgres://${DB_USER}@10.0.0.5/app" in outputs  # a fill shows its template

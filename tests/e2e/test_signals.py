@@ -168,7 +168,7 @@ def local(tmp_path: Path) -> Iterator[Local]:
     state = tmp_path / "state"
     env = {**os.environ, "SAFEDEPLOY_STATE_DIR": str(state), "CI": "true"}
     yield Local(tmp_path, state, manifest, env)
-    LocalProvider("shop-api", state, tmp_path, frozenset(), os.environ).stop_all()
+    LocalProvider("shop-api", state, tmp_path, os.environ).stop_all()
 
 
 # The line that says a step has begun, and the app mode that keeps it going until the signal.
