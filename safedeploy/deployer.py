@@ -349,7 +349,9 @@ class Deployer:
         probes: list[ProbeResult],
     ) -> DeployResult:
         """Record the outcome and say what serves now."""
-        self.history.save(release.finished(outcome, message, probes=_records(probes)))
+        self.history.save(
+            release.finished(outcome, message, probes=tuple(asdict(p) for p in probes))
+        )
         after = self.provider.read()
         return DeployResult(
             release.service,
@@ -492,10 +494,6 @@ def _owned(releases: Sequence[Release], revision: str, live: frozenset[str]) -> 
     return next(
         (r.owned for r in reversed(releases) if r.revision == revision), tuple(sorted(live))
     )
-
-
-def _records(probes: Sequence[ProbeResult]) -> tuple[dict[str, object], ...]:
-    return tuple(asdict(p) for p in probes)
 
 
 def _describe_split(split: dict[str, int]) -> str:

@@ -295,7 +295,7 @@ def _finding(
         message=message,
         hint=hint or rule.hint,
         file=str(manifest.path),
-        line=manifest.line_of(at or key) if at or key else None,
+        line=manifest.line_of(where) if (where := at or key) else None,
     )
 
 
