@@ -10,13 +10,20 @@ from enum import IntEnum
 
 
 class ExitCode(IntEnum):
-    """The process exit codes that scripts rely on (DESIGN.md)."""
+    """The process exit codes that scripts rely on (the README's "Commands")."""
 
     OK = 0
     FAILED = 1  # failed with no change made
     CHANGES = 2  # plan --detailed-exitcode: changes present
     ROLLED_BACK = 3  # deploy failed and was rolled back
     NEEDS_HUMAN = 4  # deploy failed and the rollback failed too
+
+    @classmethod
+    def of(cls, *, failed: bool, changes: bool = False) -> ExitCode:
+        """`plan` and `lint`: a failure outranks changes, which count where they are asked for."""
+        if failed:
+            return cls.FAILED
+        return cls.CHANGES if changes else cls.OK
 
 
 class SafedeployError(Exception):

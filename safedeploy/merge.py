@@ -1,7 +1,7 @@
 """The three-way merge of desired (manifest), live (service) and owned (last release) env.
 
-This is the core promise: a live variable disappears only by a rule in DESIGN.md, never
-because a manifest is incomplete. Pure: data in, data out.
+This is the core promise: a live variable disappears only by a rule of the README's "How the
+merge decides", never because a manifest is incomplete. Pure: data in, data out.
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ def merge_env(
     unmanaged: Literal["keep", "remove", "fail"],
     templates: Mapping[str, str] = {},
 ) -> MergeResult:
-    """Apply the DESIGN.md merge table to every name in desired | live.
+    """Apply the README's merge table to every name in desired | live.
 
     A name in `remove` that is neither desired nor live needs no decision; a name both
     desired and in `remove` keeps its desired value here and is an error in lint (SD107).

@@ -1,4 +1,4 @@
-"""The three-way merge: every row of the DESIGN.md table, every Action, and its invariants."""
+"""The three-way merge: every row of the README's merge table, every Action, and its invariants."""
 
 from __future__ import annotations
 
