@@ -142,10 +142,11 @@ def _run(fake: Any, folder: Path, path: Path, *, deploy: bool) -> dict[str, obje
     start = time.perf_counter()
     manifest = load_manifest(path)
     provider = context.provider(manifest)
-    plan = plan_service(manifest, provider)
+    history = context.history(manifest)
+    plan = plan_service(manifest, provider, history)
     figures: dict[str, object] = {}
     if deploy:
-        result = Deployer(manifest, provider, context.history(manifest), say=say).deploy(
+        result = Deployer(manifest, provider, history, say=say).deploy(
             plan, rollback=True
         )
         figures["outcome"] = str(result.outcome)

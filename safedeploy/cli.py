@@ -427,9 +427,11 @@ def import_(
 ) -> None:
     """Print a manifest of a live service: `import ... > manifests/SERVICE.yaml`."""
     if platform == "apprunner":
-        from safedeploy.providers import apprunner
+        from safedeploy.importer import apprunner_manifest
+        from safedeploy.providers.apprunner import describe
 
-        click.echo(apprunner.import_manifest(service, region, _context(None).aws()), nl=False)
+        found = describe(service, region, _context(None).aws())
+        click.echo(apprunner_manifest(service, region, found), nl=False)
         return
     if not project:
         raise click.UsageError("--platform cloudrun needs --project")

@@ -116,12 +116,10 @@ class Context:
         if manifest.platform is Platform.APPRUNNER:
             from safedeploy.providers import apprunner
 
-            store = self._store(manifest)
-            last = store.last_succeeded()
             return apprunner.AppRunnerProvider(
-                manifest,
-                store,
-                frozenset(last.owned) if last else frozenset(),
+                manifest.service,
+                str(manifest.region),  # load_manifest refuses an apprunner manifest without one
+                self._store(manifest),
                 self.aws(),
                 poll_interval=self.seconds("SAFEDEPLOY_POLL_INTERVAL", apprunner.POLL_INTERVAL),
                 timeout=self.seconds("SAFEDEPLOY_OPERATION_TIMEOUT", apprunner.OPERATION_TIMEOUT),

@@ -12,6 +12,7 @@ from typing import Any
 
 import yaml
 
+from safedeploy.errors import SafedeployError
 from safedeploy.model import SecretRef, ServiceSpec
 from safedeploy.redact import is_sensitive
 
@@ -59,3 +60,18 @@ def _escaped(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: _escaped(v) for k, v in value.items()}
     return value
+
+
+# -- App Runner --------------------------------------------------------------------------------
+
+
+def apprunner_manifest(service: str, region: str, found: tuple[str, ServiceSpec] | None) -> str:
+    """The manifest of a live App Runner service, from its ARN and spec as the provider read
+    them (`describe`): `import` then `plan` shows no changes."""
+    if found is None:
+        raise SafedeployError(
+            f"there is no App Runner service {service} in {region}",
+            hint="check --service and --region",
+        )
+    arn, spec = found
+    return manifest_text(arn, {"service": service, "platform": "apprunner", "region": region}, spec)

@@ -32,6 +32,7 @@ from safedeploy.history import who
 from safedeploy.history.s3 import S3History
 from safedeploy.model import ServiceSpec
 from safedeploy.providers import apprunner
+from safedeploy.providers.apprunner import records
 
 REPO = "123456789012.dkr.ecr.us-east-1.amazonaws.com/notify-api"
 ROLE = "arn:aws:iam::123456789012:role/notify-api-instance"
@@ -651,7 +652,7 @@ def test_a_record_from_before_digests_were_dropped_restores_from_live() -> None:
         "env": {"STRIPE_SECRET_KEY": {"hmac": "cd" * 32}, "LOG_LEVEL": "info"},
     }
     live = ServiceSpec(command=("serve",), env={"STRIPE_SECRET_KEY": "sk_live_x1", "A": "b"})
-    spec, taken = apprunner._restore(old, live, "notify-api-old")
+    spec, taken = records.restore(old, live, "notify-api-old")
     assert spec.env == {"STRIPE_SECRET_KEY": "sk_live_x1", "LOG_LEVEL": "info"}
     assert spec.command == ("serve",)
     assert taken == ["STRIPE_SECRET_KEY", "the start command"]
