@@ -185,9 +185,9 @@ class AppRunnerRig(Rig):
         return "arn:aws:secretsmanager:us-east-1:123456789012:secret:contract/none-AbCdEf"
 
     def change_outside(self) -> None:
-        self.fake.external_update(
-            "contract-api", {"InstanceConfiguration": {"Cpu": "2 vCPU", "Memory": "4 GB"}}
-        )
+        """A console edit of a block safedeploy leaves alone (as Cloud Run's labels): the
+        version moves, the configuration and so the serving revision stay as they were."""
+        self.fake.external_update("contract-api", {"HealthCheckConfiguration": {"Protocol": "TCP"}})
 
     def refuse_next_write(self) -> None:
         self.fake.fail_next("UpdateService", "InvalidRequestException", status=400)
