@@ -435,10 +435,10 @@ def import_(
         return
     if not project:
         raise click.UsageError("--platform cloudrun needs --project")
-    from safedeploy.providers.cloudrun import import_manifest
+    from safedeploy.importer import cloudrun_manifest
 
     click.echo(
-        import_manifest(_context(None).cloudrun(project, region, service, container)), nl=False
+        cloudrun_manifest(_context(None).cloudrun(project, region, service, container)), nl=False
     )
 
 

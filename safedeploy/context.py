@@ -39,9 +39,10 @@ class Context:
 
     def history(self, manifest: Manifest) -> HistoryStore:
         if manifest.platform is Platform.CLOUDRUN:
-            from safedeploy.providers.cloudrun import CloudRunHistory
+            from safedeploy.history.cloudrun import CloudRunHistory
 
-            return CloudRunHistory(self._cloudrun_of(manifest), self._store(manifest))
+            provider = self._cloudrun_of(manifest)
+            return CloudRunHistory(provider.google, provider.resource, self._store(manifest))
         return self._store(manifest)
 
     def _store(self, manifest: Manifest) -> FolderHistory | S3History:

@@ -8,12 +8,12 @@ stays live (unmanaged: keep) until it moves to the platform's secret store.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol
 
 import yaml
 
 from safedeploy.errors import SafedeployError
-from safedeploy.model import SecretRef, ServiceSpec
+from safedeploy.model import LiveService, SecretRef, ServiceSpec
 from safedeploy.redact import is_sensitive
 
 PROBE_STUB = """\
@@ -75,3 +75,36 @@ def apprunner_manifest(service: str, region: str, found: tuple[str, ServiceSpec]
         )
     arn, spec = found
     return manifest_text(arn, {"service": service, "platform": "apprunner", "region": region}, spec)
+
+
+# -- Cloud Run ---------------------------------------------------------------------------------
+
+
+class CloudRunService(Protocol):
+    """What import reads of a Cloud Run service (the provider; importer sits below providers)."""
+
+    project: str
+    region: str
+    service: str
+    resource: str
+
+    def read(self) -> LiveService: ...
+
+    def managed_container(self) -> str | None: ...
+
+
+def cloudrun_manifest(provider: CloudRunService) -> str:
+    """The manifest of a live Cloud Run service: `import` then `plan` shows no changes."""
+    live = provider.read()
+    if live.spec is None:
+        raise SafedeployError(
+            f"{provider.resource} does not exist", hint="check --project, --region and --service"
+        )
+    address = {
+        "service": provider.service,
+        "platform": "cloudrun",
+        "project": provider.project,
+        "region": provider.region,
+        "container": provider.managed_container(),
+    }
+    return manifest_text(provider.resource, address, live.spec)
