@@ -117,7 +117,7 @@ def test_incident_apprunner_update_service_loads_and_lints_clean(tmp_path: Path)
         "TWILIO_AUTH_TOKEN": SecretRef("TODO-twilio-auth-token"),
     }
     assert "put its ARN here" in converted.yaml
-    assert manifest.settings.model_dump(exclude_none=True) == {
+    assert manifest.desired_spec().settings == {
         "port": 8080,
         "cpu": "1 vCPU",
         "memory": "2 GB",
@@ -231,7 +231,7 @@ def test_settings_flags(tmp_path: Path) -> None:
         "--allow-unauthenticated --platform managed --quiet"
     )
     manifest = load(converted, tmp_path)
-    assert manifest.settings.model_dump(exclude_none=True) == {
+    assert manifest.desired_spec().settings == {
         "timeout": 600,
         "concurrency": 80,
         "min_instances": 1,

@@ -65,7 +65,7 @@ def test_a_shorthand_script_loses_nothing(tmp_path: Path) -> None:
             "arn:aws:secretsmanager:eu-west-1:123456789012:secret:growth/db-AbCdEf"
         )
     }
-    assert manifest.settings.model_dump(exclude_none=True) == {
+    assert manifest.desired_spec().settings == {
         "port": 8080,
         "cpu": "2 vCPU",  # Cpu=2048, in the words App Runner describes it with
         "memory": "4 GB",

@@ -34,4 +34,4 @@ def test_import_round_trips_through_the_loader(tmp_path: Path) -> None:
     expected = {k: v for k, v in live.env.items() if k != "STRIPE_KEY"}
     assert loaded.desired_spec().env == expected
     assert loaded.image == live.image
-    assert loaded.settings.model_dump(exclude_none=True) == live.settings
+    assert loaded.desired_spec().settings == live.settings

@@ -111,7 +111,7 @@ def test_json_subset(
 ) -> None:
     mock.get(HEALTH, json=body)
 
-    [result] = run(clock, probe(retries=0, expect={"json": expected}))
+    [result] = run(clock, probe(retries=0, expect={"json_subset": expected}))
 
     assert (result.ok, result.error) == (error is None, error)
 
@@ -119,7 +119,7 @@ def test_json_subset(
 def test_json_expected_but_body_is_not_json(mock: responses.RequestsMock, clock: FakeClock) -> None:
     mock.get(HEALTH, body="<html>ok</html>")
 
-    [result] = run(clock, probe(retries=0, expect={"json": {"ok": True}}))
+    [result] = run(clock, probe(retries=0, expect={"json_subset": {"ok": True}}))
 
     assert result.error == "json: body is not JSON"
 
@@ -312,7 +312,7 @@ def test_no_response_body_or_header_value_leaks_into_results(
     mock.get(f"{BASE}/down", body=requests.ConnectionError(f"refused, token={SECRET}"))
     specs = [
         probe("status", "/status", retries=0),
-        probe("json", "/json", retries=0, expect={"json": {"ok": True}}),
+        probe("json", "/json", retries=0, expect={"json_subset": {"ok": True}}),
         probe("contains", "/body", retries=0, expect={"contains": "ready"}),
         probe("regex", "/body", retries=0, expect={"regex": "^ready"}),
         probe("down", "/down", retries=0, headers={"Authorization": f"Bearer {SECRET}"}),
