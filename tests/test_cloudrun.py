@@ -10,9 +10,11 @@ from pathlib import Path
 import pytest
 from fakes.cloudrun import AppRequest, AppResponse, FakeCloudRun
 
-from safedeploy.errors import SafedeployError
+from safedeploy.cancel import NEVER
+from safedeploy.errors import SafedeployError, VersionMoved
 from safedeploy.manifest import load_manifest
-from safedeploy.model import SecretRef
+from safedeploy.model import Revision, SecretRef, ServiceSpec
+from safedeploy.providers.base import Candidate
 from safedeploy.providers.cloudrun import (
     CloudRunProvider,
     IdTokenProbe,
@@ -142,6 +144,105 @@ def test_id_token_probes_carry_a_token_for_the_service_url(
     assert [r.ok for r in (*first, *second)] == [True, True]
     assert audiences == [url]  # fetched once, for the service's own URL
     assert seen == [f"Bearer token-for-{url}"] * 2
+
+
+def release(cloud_run: CloudRunProvider, revision: str, image: str, **settings: object) -> Revision:
+    """One candidate of the core's making, applied and waited for (no traffic yet)."""
+    live = cloud_run.read()
+    assert live.spec is not None
+    target = ServiceSpec(image=image, env=live.spec.env, settings=settings)
+    candidate = Candidate(live.fingerprint, target, frozenset(), revision, revision[4:])
+    return cloud_run.wait_ready(cloud_run.apply(candidate), NEVER)
+
+
+def test_apply_writes_the_settings_the_target_names_and_no_other(fake: FakeCloudRun) -> None:
+    limits = {"cpu": "2", "memory": "1Gi"}
+    fake.seed_service(
+        NAME, {"template": {"containers": [{"image": "app:1", "resources": {"limits": limits}}]}}
+    )
+    cloud_run = provider(fake)
+    settings = {
+        "memory": "2Gi",
+        "timeout": 120,
+        "concurrency": 20,
+        "min_instances": 1,
+        "max_instances": 5,
+        "service_account": "run@demo.iam.gserviceaccount.com",
+        "vpc_connector": "projects/demo/locations/us-central1/connectors/c",
+        "egress": "all-traffic",
+        "cloudsql_instances": ["demo:us-central1:db"],
+        "ingress": "internal",
+        "labels": {"team": "payments"},
+        "port": 9000,
+    }
+
+    cloud_run.route({release(cloud_run, "api-r2", "app:2", **settings).name: 100})
+
+    live = cloud_run.read().spec
+    assert live is not None
+    assert {k: live.settings.get(k) for k in settings} == settings
+    assert live.settings["cpu"] == "2"  # absent from the target: left as it is live
+
+
+def test_cloudsql_volumes_that_hold_the_instances_stay_as_they_are(fake: FakeCloudRun) -> None:
+    volumes = [
+        {"name": "a", "cloudSqlInstance": {"instances": ["demo:r:a"]}},
+        {"name": "b", "cloudSqlInstance": {"instances": ["demo:r:b"]}},
+    ]
+    mounts = [{"name": "a", "mountPath": "/a"}, {"name": "b", "mountPath": "/b"}]
+    container = {"image": "app:1", "volumeMounts": mounts}
+    fake.seed_service(NAME, {"template": {"volumes": volumes, "containers": [container]}})
+
+    release(provider(fake), "api-r2", "app:2", cloudsql_instances=["demo:r:a", "demo:r:b"])
+
+    template = fake.service(NAME)["template"]
+    assert [v["name"] for v in template["volumes"]] == ["a", "b"]
+    assert template["containers"][0]["volumeMounts"] == mounts
+
+
+def test_read_reports_the_revision_that_serves_not_the_template(fake: FakeCloudRun) -> None:
+    fake.seed_service(NAME, {"template": {"containers": [{"image": "app:1"}]}})
+    cloud_run = provider(fake)
+    first = next(iter(cloud_run.read().traffic))
+    second = release(cloud_run, "api-r2", "app:2")
+    cloud_run.route({second.name: 100})
+    served = cloud_run.read().spec
+    assert served is not None and served.image == "app:2"
+
+    cloud_run.route({first: 100})  # a rollback moves traffic; the template stays at app:2
+
+    live = cloud_run.read()
+    assert fake.service(NAME)["template"]["containers"][0]["image"] == "app:2"
+    assert live.spec is not None and live.spec.image == "app:1"
+    assert live.traffic == {first: 100}
+
+
+def test_apply_refuses_a_moved_service_before_any_write(fake: FakeCloudRun) -> None:
+    fake.seed_service(NAME, {"template": {"containers": [{"image": "app:1"}]}})
+    cloud_run = provider(fake)
+    live = cloud_run.read()
+    fake.external_update(NAME, lambda spec: spec.update(labels={"edited-by": "console"}))
+    candidate = Candidate(live.fingerprint, ServiceSpec(image="app:2"), frozenset(), "api-r2", "r2")
+
+    with pytest.raises(VersionMoved) as moved:
+        cloud_run.apply(candidate)
+
+    assert moved.value.where == NAME
+    assert fake.mutating_calls() == []
+
+
+def test_a_revision_name_cloud_run_cannot_take_is_refused_before_any_write(
+    fake: FakeCloudRun,
+) -> None:
+    fake.seed_service(NAME, {"template": {"containers": [{"image": "app:1"}]}})
+    cloud_run = provider(fake)
+    name = "api-" + "x" * 60
+    candidate = Candidate(cloud_run.read().fingerprint, ServiceSpec(), frozenset(), name, "x")
+
+    with pytest.raises(SafedeployError, match="64 characters; Cloud Run allows 63"):
+        cloud_run.apply(candidate)
+
+    assert fake.mutating_calls() == []
 
 
 def test_owned_names() -> None:
