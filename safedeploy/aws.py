@@ -89,3 +89,26 @@ def as_error(exc: BotoCoreError | ClientError, action: str, where: str) -> Safed
             f"cannot {action}: {code}: {message}", where=where, hint=_HINTS.get(code)
         )
     return SafedeployError(f"cannot {action}: {exc}", where=where)
+
+
+def secret_exists(clients: Clients, reference: str, region: str) -> bool:
+    """DescribeSecret, or GetParameter without decryption: never a secret's value.
+
+    `reference` is a Secrets Manager ARN, an SSM parameter ARN, or (in `region`) a parameter name.
+    """
+    parts = reference.split(":")
+    if reference.startswith("arn:"):
+        region = parts[3]
+    with aws_errors("look the secret up", f"secret {reference}"):
+        try:
+            if reference.startswith("arn:") and parts[2] == "secretsmanager":
+                secret = ":".join(parts[:7])  # without a JSON key, stage or version after it
+                clients.get("secretsmanager", region).describe_secret(SecretId=secret)
+            else:
+                ssm = clients.get("ssm", region)
+                ssm.get_parameter(Name=reference, WithDecryption=False)
+        except ClientError as exc:
+            if error_code(exc) in ("ResourceNotFoundException", "ParameterNotFound"):
+                return False
+            raise
+    return True
