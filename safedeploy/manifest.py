@@ -6,7 +6,6 @@ manifest may say is `schema`; reading the YAML file itself is `yaml_lines`.
 
 from __future__ import annotations
 
-import difflib
 import os
 import re
 from collections.abc import Mapping
@@ -232,7 +231,9 @@ class _Doc:
                 hint=f"add `environments: {{{name}: {{...}}}}` or drop --env",
             )
         hint = f"known environments: {', '.join(known)}"
-        close = difflib.get_close_matches(name, known, n=1)
+        from difflib import get_close_matches  # only when there is an error to word
+
+        close = get_close_matches(name, known, n=1)
         if close:
             hint = f"did you mean `{close[0]}`? {hint}"
         return self.error("environments", f"--env {name}: no such environment", hint=hint)

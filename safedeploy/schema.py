@@ -309,8 +309,6 @@ class Document(_Strict, frozen=True):
 
 def manifest_schema() -> dict[str, Any]:
     """The JSON Schema of the YAML users write (for editors), shorthands and `environments`."""
-    import msgspec.json
-
     generated = msgspec.json.schema(Document)
     definitions = generated["$defs"]
     for path, (_, written) in SHORTHANDS.items():

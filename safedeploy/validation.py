@@ -7,7 +7,6 @@ again without it, so a user fixes every problem in one pass.
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Iterable, Iterator
 from enum import Enum
@@ -117,7 +116,9 @@ def _unknown_key(key: str) -> tuple[str, str]:
     """What and hint for an unknown key, suggesting the closest known key for a typo."""
     parent, _, name = key.rpartition(".")
     known = _known_keys(parent)
-    close = difflib.get_close_matches(name, known, n=1)
+    from difflib import get_close_matches  # only when there is an error to word
+
+    close = get_close_matches(name, known, n=1)
     hint = f"did you mean `{close[0]}`?" if close else f"known keys here: {', '.join(known)}"
     return f"unknown key `{name}`", hint
 
