@@ -561,6 +561,20 @@ def test_a_missing_secret_arn_is_a_plan_error_with_no_mutating_call(aws: Aws) ->
     assert _operations(aws) == ["CreateService"]
 
 
+def test_a_kept_secret_that_is_gone_warns_and_never_blocks(aws: Aws) -> None:
+    """The provider reports the missing secret; the core sees the name was kept, not declared."""
+    aws.create_live()
+    aws.client("secretsmanager").delete_secret(
+        SecretId=aws.secrets["TWILIO_AUTH_TOKEN"], ForceDeleteWithoutRecovery=True
+    )
+    done = aws.run("plan", str(_manifest(aws, f"{REPO}:v2")), "--format", "json")
+    assert done.code == 0, done.out + done.err
+    findings = json.loads(done.out)["plans"][0]["findings"]
+    gone = [f for f in findings if "TWILIO_AUTH_TOKEN does not exist" in f["message"]]
+    assert [(f["code"], f["severity"]) for f in gone] == [("SD109", "warning")]
+    assert not [f for f in findings if f["code"] == "SD201"]
+
+
 def test_preflight_warns_and_refuses_what_app_runner_cannot_take(aws: Aws) -> None:
     ssm = aws.client("ssm")
     ssm.put_parameter(Name="/notify/db", Value="postgres://x", Type="SecureString")
