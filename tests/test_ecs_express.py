@@ -346,7 +346,7 @@ def test_a_first_deploy_creates_with_the_roles(world: World) -> None:
 
 def test_a_first_deploy_without_roles_sends_nothing(world: World) -> None:
     provider = world.provider(execution_role=EXECUTION_ROLE)
-    with pytest.raises(SafedeployError, match="infrastructureRoleArn"):
+    with pytest.raises(SafedeployError, match="infrastructure_role"):
         provider.apply(_candidate("absent", ServiceSpec(image=f"{REPO}:v1"), "web-r1"))
     assert world.fake.mutating_calls() == []
 
@@ -358,14 +358,17 @@ def test_preflight_finds_missing_secrets_and_values_ecs_cannot_take(world: World
         env={"A": SecretRef(world.secret), "B": SecretRef(missing)},
         settings={"cpu": "3", "health_check_path": "health", "egress": "VPC"},
     )
-    facts = world.provider().preflight(target)
+    facts = world.provider(execution_role=EXECUTION_ROLE).preflight(target)
     assert {(f.problem, f.key) for f in facts} == {
         (Problem.SECRET_MISSING, "secrets.B"),
         (Problem.UNSUPPORTED, "settings.cpu"),
         (Problem.UNSUPPORTED, "settings.health_check_path"),
         (Problem.UNSUPPORTED, "settings.egress"),
+        (Problem.UNSUPPORTED, "infrastructure_role"),  # a create needs it; an update does not
     }
-    assert not [c for c in world.fake.calls() if c.operation.startswith(("Create", "Update"))]
+    assert world.fake.mutating_calls() == []
+    world.create_live()
+    assert not [f for f in world.provider().preflight(target) if "role" in (f.key or "")]
 
 
 def test_throttling_is_retried_by_botocore(world: World) -> None:

@@ -4,7 +4,7 @@ and secrets that do not exist. Each is a Fact: the core gives it a code and a se
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 
 from safedeploy.model import Fact, Problem, SecretRef, ServiceSpec
 from safedeploy.providers.ecs_express.mapping import SETTINGS
@@ -12,6 +12,17 @@ from safedeploy.providers.ecs_express.mapping import SETTINGS
 CPU = ("256", "512", "1024", "2048", "4096", "8192", "16384")  # Fargate's CPU units
 ARCHITECTURES = ("X86_64", "ARM64")
 METRICS = ("AVERAGE_CPU", "AVERAGE_MEMORY", "REQUEST_COUNT_PER_TARGET")
+EXECUTION_ROLE = "executionRoleArn"
+INFRASTRUCTURE_ROLE = "infrastructureRoleArn"
+# What a create needs that an update keeps: the API's member -> the manifest's key, what it is.
+_ROLES = {
+    EXECUTION_ROLE: ("execution_role", "ecsTaskExecutionRole", "pulls the image and reads secrets"),
+    INFRASTRUCTURE_ROLE: (
+        "infrastructure_role",
+        "ecsInfrastructureRoleForExpressServices",
+        "lets ECS manage the load balancer, scaling and networking",
+    ),
+}
 
 
 def settings(target: ServiceSpec) -> Iterator[Fact]:
@@ -69,3 +80,12 @@ def secrets(target: ServiceSpec, secret_exists: Callable[[str], bool]) -> Iterat
             message = f"secret {ref.secret} for {name} does not exist"
             remedy = "create it, or fix the ARN (a Secrets Manager secret or SSM parameter)"
             yield Fact(Problem.SECRET_MISSING, f"secrets.{name}", message, remedy)
+
+
+def roles(given: Mapping[str, str | None]) -> Iterator[Fact]:
+    """A create needs both roles; an update keeps the live ones."""
+    for member, (key, example, does) in _ROLES.items():
+        if not given.get(member):
+            message = f"creating an ECS Express service needs {key} (the role that {does})"
+            remedy = f"set {key}: arn:aws:iam::ACCOUNT_ID:role/{example}"
+            yield Fact(Problem.UNSUPPORTED, key, message, remedy)

@@ -124,9 +124,11 @@ class EcsExpressProvider:
         return shares
 
     def preflight(self, target: ServiceSpec) -> list[Fact]:
+        exists = self.api.arn() is not None
         return [
             *checks.settings(target),
             *checks.secrets(target, lambda ref: secret_exists(self.clients, ref, self.region)),
+            *([] if exists else checks.roles(self.roles)),
         ]
 
     # -- operations --------------------------------------------------------------------------
@@ -151,12 +153,10 @@ class EcsExpressProvider:
             candidate.revision, records.record(target, records.sensitive(target, target))
         )
         if live is None:
-            missing = [key for key, role in self.roles.items() if not role]
+            missing = list(checks.roles(self.roles))
             if missing:
                 raise SafedeployError(
-                    f"creating an ECS Express service needs {' and '.join(missing)}",
-                    where=self.api.where,
-                    hint="set execution_role and infrastructure_role in the manifest",
+                    missing[0].detail, where=self.api.where, hint=missing[0].remedy
                 )
             deployment = self.api.create({**mapping.changes({}, target), **self.roles})
         else:
