@@ -28,10 +28,11 @@ _PLAIN_TYPES = {  # msgspec's type errors, said plainly: (what, hint); "got ..."
 }
 _ANY_HINT = "`safedeploy schema` lists every key and the values it takes"
 # msgspec's messages: "<what> - at `$.probes[0].expect`", the path left out at the top level.
-_AT = re.compile(r"(?P<what>.*?)(?: - at `\$(?P<path>[^`]*)`)?", re.DOTALL)
-_PART = re.compile(r"\.([^.\[]+)|\[(\d+|\.\.\.)\]")
-_FIELD = re.compile(r"Object (?P<how>contains unknown|missing required) field `(?P<name>[^`]+)`")
-_EXPECTED = re.compile(r"Expected `(?P<type>[a-z]+)[^`]*`(?P<rest>.*)")
+# Patterns, not compiled here: `re` compiles them when a manifest first has a problem.
+_AT = r"(?s)(?P<what>.*?)(?: - at `\$(?P<path>[^`]*)`)?"
+_PART = r"\.([^.\[]+)|\[(\d+|\.\.\.)\]"
+_FIELD = r"Object (?P<how>contains unknown|missing required) field `(?P<name>[^`]+)`"
+_EXPECTED = r"Expected `(?P<type>[a-z]+)[^`]*`(?P<rest>.*)"
 
 
 class Problem(NamedTuple):
@@ -81,13 +82,13 @@ def _problem(exc: msgspec.ValidationError, data: dict[str, Any]) -> Problem:
 
     msgspec's own words may hold the value (an enum's); only their shape is used here.
     """
-    match = _AT.fullmatch(str(exc))
+    match = re.fullmatch(_AT, str(exc))
     assert match is not None  # every string matches
     parts = _parts(data, match["path"] or "")
     if isinstance(exc.__cause__, Invalid):  # raised by a Struct's __post_init__
         invalid = exc.__cause__
         return Problem(".".join([*parts, invalid.key or ""]).strip("."), invalid.what, invalid.hint)
-    named = _FIELD.fullmatch(match["what"])
+    named = re.fullmatch(_FIELD, match["what"])
     if named:
         key, name = join(".".join(parts), named["name"]), named["name"]
         if named["how"] == "contains unknown":
@@ -96,7 +97,7 @@ def _problem(exc: msgspec.ValidationError, data: dict[str, Any]) -> Problem:
     key, value = ".".join(parts), _value_at(data, parts)
     if match["what"].startswith("Invalid enum value"):
         return Problem(key, f"expected {_choices(_type_at(parts))}", _ANY_HINT)
-    expected = _EXPECTED.fullmatch(match["what"])
+    expected = re.fullmatch(_EXPECTED, match["what"])
     if expected is None:
         return Problem(key, "not a value this key takes", _ANY_HINT)
     if expected["rest"].startswith(", got") and parts[0] == "env" and len(parts) == 2:
@@ -176,7 +177,7 @@ def _parts(data: dict[str, Any], path: str) -> list[str]:
     """The keys of a msgspec path (`.probes[0].headers[...]`), naming the mapping key it hides."""
     parts: list[str] = []
     value: Any = data
-    for name, index in _PART.findall(path):
+    for name, index in re.findall(_PART, path):
         part = name or index
         if part == "...":  # the first entry that fails alone is the one msgspec stopped at
             value_type = _type_at([*parts, "*"])
