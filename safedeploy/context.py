@@ -126,6 +126,21 @@ class Context:
                 timeout=self.seconds("SAFEDEPLOY_OPERATION_TIMEOUT", apprunner.OPERATION_TIMEOUT),
                 progress=progress or _progress,
             )
+        if manifest.platform is Platform.ECS_EXPRESS:
+            from safedeploy.providers import ecs_express
+
+            return ecs_express.EcsExpressProvider(
+                manifest.service,
+                str(manifest.region),  # load_manifest refuses an ecs-express manifest without one
+                self._store(manifest),
+                self.aws(),
+                cluster=manifest.cluster,
+                execution_role=manifest.execution_role,
+                infrastructure_role=manifest.infrastructure_role,
+                poll_interval=self.seconds("SAFEDEPLOY_POLL_INTERVAL", ecs_express.POLL_INTERVAL),
+                timeout=self.seconds("SAFEDEPLOY_OPERATION_TIMEOUT", ecs_express.OPERATION_TIMEOUT),
+                progress=progress or _progress,
+            )
         assert_never(manifest.platform)
 
 

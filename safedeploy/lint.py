@@ -160,6 +160,7 @@ RULES: dict[str, Rule] = {
             "set settings.instance_role to a role that may read those secrets",
         ),
         Rule("SD303", _E, "something App Runner cannot take as written", "see the message"),
+        Rule("SD305", _E, "something ECS Express cannot take as written", "see the message"),
         Rule(
             "SD304",
             _W,
@@ -179,6 +180,7 @@ _FACT_CODES: dict[tuple[Problem, Platform | None], str] = {
     (Problem.REFUSED, None): "SD205",
     (Problem.UNSUPPORTED, None): "SD206",
     (Problem.UNSUPPORTED, Platform.APPRUNNER): "SD303",
+    (Problem.UNSUPPORTED, Platform.ECS_EXPRESS): "SD305",
     (Problem.UNREACHABLE, None): "SD301",
 }
 

@@ -86,6 +86,7 @@ _PLATFORM_NEEDS = {
         "region": "region: us-central1",
     },
     Platform.APPRUNNER: {"image": "image: REGISTRY/NAME:TAG", "region": "region: us-east-1"},
+    Platform.ECS_EXPRESS: {"image": "image: REGISTRY/NAME:TAG", "region": "region: us-east-1"},
     Platform.LOCAL: {"command": "command: [python, -m, app]"},
 }
 # Each platform's documented service-name rule; `local` follows Cloud Run's. A checked name is
@@ -101,6 +102,10 @@ _SERVICE_NAMES = {
     Platform.APPRUNNER: (
         re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{3,39}"),
         "4 to 40 letters, digits, hyphens and underscores, starting with a letter or digit",
+    ),
+    Platform.ECS_EXPRESS: (
+        re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,254}"),
+        "up to 255 letters, digits, hyphens and underscores, starting with a letter or digit",
     ),
 }
 

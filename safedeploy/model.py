@@ -14,6 +14,7 @@ from typing import Any
 class Platform(StrEnum):
     CLOUDRUN = "cloudrun"
     APPRUNNER = "apprunner"
+    ECS_EXPRESS = "ecs-express"
     LOCAL = "local"
 
 

@@ -11,7 +11,7 @@ the first load (a few ms on every command); as objects they cost less, once, at 
 import re
 from collections.abc import Callable, Mapping
 from itertools import pairwise
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypedDict
 from urllib.parse import urlsplit
 
 import msgspec
@@ -225,6 +225,22 @@ class ProbeSpec(_Strict, frozen=True):
                 raise Invalid(what, hint, "headers")  # the value itself is never echoed
 
 
+class Scaling(TypedDict):
+    """ecs-express: task count bounds and the metric to track; ECS replaces the block whole."""
+
+    min: Annotated[int, Meta(ge=0)]
+    max: Annotated[int, Meta(ge=1)]
+    metric: Literal["AVERAGE_CPU", "AVERAGE_MEMORY", "REQUEST_COUNT_PER_TARGET"]
+    target: Annotated[int, Meta(ge=1)]
+
+
+class Network(TypedDict):
+    """ecs-express: where the tasks run; ECS replaces the block whole."""
+
+    subnets: list[str]
+    security_groups: list[str]
+
+
 class Settings(_Strict, frozen=True):
     """Platform settings safedeploy can declare; an unset one is left as it is live."""
 
@@ -236,12 +252,18 @@ class Settings(_Strict, frozen=True):
     max_instances: int | None = None
     service_account: str | None = None
     instance_role: str | None = None  # apprunner: the IAM role ARN the service runs as
+    access_role: str | None = None  # apprunner: the IAM role ARN it pulls a private ECR image with
     vpc_connector: str | None = None
     egress: str | None = None
     cloudsql_instances: list[str] | None = None
     ingress: str | None = None
     labels: dict[str, str] | None = None
     port: int | None = None
+    task_role: str | None = None  # ecs-express: the IAM role ARN the tasks run as
+    health_check_path: str | None = None
+    cpu_architecture: Literal["X86_64", "ARM64"] | None = None
+    scaling: Scaling | None = None
+    network: Network | None = None
 
 
 class Rollout(_Strict, frozen=True):
@@ -268,6 +290,9 @@ class Document(_Strict, frozen=True):
     platform: Platform
     project: str | None = None
     region: str | None = None
+    cluster: str = "default"  # ecs-express
+    execution_role: str | None = None  # ecs-express: needed to create the service
+    infrastructure_role: str | None = None  # ecs-express: needed to create the service
     image: str | None = None
     command: list[str] | None = None  # local platform: argv instead of an image
     env: dict[str, str] = field(default_factory=dict)
