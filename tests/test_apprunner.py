@@ -275,6 +275,22 @@ def test_a_missing_service_is_created_from_the_manifest(aws: Aws) -> None:
     assert aws.run("plan", str(manifest), "--detailed-exitcode").code == 0
 
 
+def test_a_new_service_from_private_ecr_is_created_with_its_access_role(aws: Aws) -> None:
+    body = f"service: notify-api\nplatform: apprunner\nregion: us-east-1\nimage: {REPO}:v1\n"
+    plan = aws.run("plan", str(aws.manifest(body + PROBES)), "--format", "json")
+    assert plan.code == 1
+    findings = {(f["code"], f["key"]) for f in json.loads(plan.out)["plans"][0]["findings"]}
+    assert findings == {("SD303", "image")}  # nothing to pull the image with
+
+    manifest = aws.manifest(body + f"settings:\n  access_role: {ACCESS_ROLE}\n" + PROBES)
+    done = aws.run("deploy", str(manifest), "--yes")
+    assert done.code == 0, done.err
+    (create,) = aws.fake.calls("CreateService")
+    source = create.body["SourceConfiguration"]
+    assert source["AuthenticationConfiguration"] == {"AccessRoleArn": ACCESS_ROLE}
+    assert aws.run("plan", str(manifest), "--detailed-exitcode").code == 0
+
+
 # -- failures: App Runner's rollback, ours, and neither -----------------------------------------
 
 

@@ -42,9 +42,9 @@ def settings(target: ServiceSpec, exists: bool) -> Iterator[Fact]:
     if not (image.startswith(PUBLIC_ECR) or PRIVATE_ECR.match(image)):
         message = "App Runner runs images from Amazon ECR or ECR Public only"
         yield Fact(Problem.UNSUPPORTED, "image", message, "push the image to one of them")
-    elif not exists and PRIVATE_ECR.match(image):
-        message = "a new service from private ECR needs an access role safedeploy leaves alone"
-        remedy = "create the service once (console or CLI), then `safedeploy import` it"
+    elif not exists and PRIVATE_ECR.match(image) and not values.get("access_role"):
+        message = "a new service from private ECR needs a role App Runner pulls the image with"
+        remedy = "set settings.access_role (an IAM role App Runner's build service may assume)"
         yield Fact(Problem.UNSUPPORTED, "image", message, remedy)
 
 

@@ -204,23 +204,6 @@ class AppRunnerApi:
                 return summary
         raise SafedeployError(f"App Runner lists no operation {operation.id}", where=operation.arn)
 
-    def secret_exists(self, reference: str) -> bool:
-        """DescribeSecret, or GetParameter without decryption: never a secret's value."""
-        parts = reference.split(":")
-        region = parts[3] if reference.startswith("arn:") else self.region
-        with aws_errors("look the secret up", f"secret {reference}"):
-            try:
-                if reference.startswith("arn:") and parts[2] == "secretsmanager":
-                    self.clients.get("secretsmanager", region).describe_secret(SecretId=reference)
-                else:  # an SSM parameter, by ARN or (in the same region) by name
-                    ssm = self.clients.get("ssm", region)
-                    ssm.get_parameter(Name=reference, WithDecryption=False)
-            except ClientError as exc:
-                if error_code(exc) in ("ResourceNotFoundException", "ParameterNotFound"):
-                    return False
-                raise
-        return True
-
 
 def find_service(api: Any, name: str, where: str) -> str | None:
     """The ARN of the service called `name` in the client's region, following NextToken."""

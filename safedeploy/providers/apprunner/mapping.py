@@ -55,6 +55,7 @@ SETTINGS: Mapping[str, Setting] = {
     "memory": Setting(("InstanceConfiguration", "Memory"), lambda v: MEMORY.get(v, v)),
     "port": Setting((*_IMAGE_CONFIG, "Port"), _port, str),
     "instance_role": Setting(("InstanceConfiguration", "InstanceRoleArn")),
+    "access_role": Setting(("SourceConfiguration", "AuthenticationConfiguration", "AccessRoleArn")),
     "egress": Setting(("NetworkConfiguration", "EgressConfiguration", "EgressType"), send=None),
     "vpc_connector": Setting(
         ("NetworkConfiguration", "EgressConfiguration", "VpcConnectorArn"), send=None

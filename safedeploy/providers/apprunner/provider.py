@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import datetime
 
-from safedeploy.aws import Clients
+from safedeploy.aws import Clients, secret_exists
 from safedeploy.cancel import CancelToken
 from safedeploy.errors import SafedeployError, VersionMoved
 from safedeploy.model import Fact, LiveService, Revision, ServiceSpec
@@ -83,11 +83,15 @@ class AppRunnerProvider:
         return records.serving(self.revisions, names, self.service, live.spec, made)
 
     def preflight(self, target: ServiceSpec) -> list[Fact]:
+        """Read-only checks; whether the service exists is the ARN lookup `read` already made."""
         return [
             *checks.settings(target, exists=self.api.arn() is not None),
-            *checks.secrets(target, self.api.secret_exists),
+            *checks.secrets(target, self._secret_exists),
             *checks.egress(target),
         ]
+
+    def _secret_exists(self, reference: str) -> bool:
+        return secret_exists(self.api.clients, reference, self.api.region)
 
     # -- operations --------------------------------------------------------------------------
 
