@@ -10,7 +10,6 @@ not Python's start-up.
 from __future__ import annotations
 
 import contextlib
-import io
 import json
 import os
 import statistics
@@ -26,9 +25,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
+from clirun import run_cli  # noqa: E402
 from fakes.cloudrun import AppRequest, AppResponse, FakeCloudRun  # noqa: E402
-
-from safedeploy.cli import cli  # noqa: E402
 
 RUNS = 5
 NAME = "projects/bench/locations/us-central1/services/api"
@@ -56,7 +54,7 @@ def _double() -> Iterator[FakeCloudRun]:
 
 
 def _run(fake: FakeCloudRun, folder: Path, *args: str) -> tuple[int, float, dict[str, int]]:
-    """One CLI command in-process: exit code, wall ms, API calls by RPC."""
+    """One CLI command in-process, as the tests run it: exit code, wall ms, API calls by RPC."""
     env = {
         "CLOUDSDK_API_ENDPOINT_OVERRIDES_RUN": fake.endpoint,
         "CLOUDSDK_API_ENDPOINT_OVERRIDES_SECRETMANAGER": fake.endpoint,
@@ -64,20 +62,9 @@ def _run(fake: FakeCloudRun, folder: Path, *args: str) -> tuple[int, float, dict
         "SAFEDEPLOY_CLOUDRUN_BACKOFF": "0.01",
         "SAFEDEPLOY_STATE_DIR": str(folder / "state"),
     }
-    saved = dict(os.environ)
-    os.environ.update(env)
     before = len(fake.calls())
     start = time.perf_counter()
-    try:
-        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-            try:
-                cli.main(args=list(args), standalone_mode=False)
-                code = 0
-            except SystemExit as exc:
-                code = int(exc.code or 0)
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
+    code = run_cli(*args, env=env).code
     elapsed = (time.perf_counter() - start) * 1000
     calls = Counter(call.rpc for call in fake.calls()[before:])
     return code, elapsed, dict(sorted(calls.items()))
