@@ -303,15 +303,28 @@ def test_apply_refuses_a_version_that_moved(world: World) -> None:
     assert len(world.fake.mutating_calls()) == before
 
 
-def test_apply_refuses_while_someone_elses_deployment_runs(world: World) -> None:
+def test_apply_waits_for_someone_elses_deployment_then_updates(world: World) -> None:
     arn = world.create_live()
     world.ecs().update_express_gateway_service(serviceArn=arn, cpu="2048")
     provider = world.provider()
     live = provider.read()
     assert live.busy and "ECS service deployment" in live.busy
     assert live.spec is not None
-    with pytest.raises(Busy):
+    provider.apply(_candidate(live.fingerprint, replace(live.spec, image=f"{REPO}:v2")))
+    updates = world.fake.calls("UpdateExpressGatewayService")
+    assert [c.body.get("cpu") for c in updates] == ["2048", None]  # ours came after it ended
+    assert world.fake.calls("StopServiceDeployment") == []
+
+
+def test_apply_is_busy_when_someone_elses_deployment_outlasts_the_timeout(world: World) -> None:
+    arn = world.create_live()
+    world.ecs().update_express_gateway_service(serviceArn=arn, cpu="2048")
+    provider = world.provider(timeout=0)
+    live = provider.read()
+    assert live.spec is not None
+    with pytest.raises(Busy, match="ECS service deployment"):
         provider.apply(_candidate(live.fingerprint, replace(live.spec, image=f"{REPO}:v2")))
+    assert len(world.fake.calls("UpdateExpressGatewayService")) == 1
 
 
 def test_a_cancelled_wait_raises_cancelled(world: World) -> None:

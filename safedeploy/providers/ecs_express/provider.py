@@ -136,10 +136,10 @@ class EcsExpressProvider:
     def apply(self, candidate: Candidate) -> Pending:
         """Exactly one update (or a create), built on the live container."""
         live = self.api.describe()
+        if live is not None and live.running is not None:
+            live = self._settled(live, live.running)
         if (live.fingerprint if live else ABSENT) != candidate.version:
             raise VersionMoved(where=self.api.where)
-        if live is not None and live.running is not None:
-            raise self.api.busy(live)
         target = candidate.target
         if live is not None:
             names = self.revisions.config_names()
@@ -163,6 +163,16 @@ class EcsExpressProvider:
             deployment = self.api.update(live.arn, mapping.changes(live.config, target))
         revision = Revision(candidate.revision, 0, ready=False, image=target.image)
         return Pending(candidate, revision, deployment)
+
+    def _settled(self, live: Live, running: Json) -> Live | None:
+        """The service once someone else's deployment ended: Busy if it outlasts the timeout.
+        If it succeeded the plan still holds; if ECS rolled it back the version moved."""
+        self.progress(f"{self.service}: waiting for {holder(running)} to end")
+        try:
+            self.api.wait(str(running["serviceDeploymentArn"]), lambda _deployment: False)
+        except Unrecoverable:
+            raise self.api.busy(live) from None
+        return self.api.describe()
 
     def wait_ready(self, pending: Pending, cancel: CancelToken) -> Revision:
         """Until the new revision serves all traffic (it bakes), or ECS ends the deployment."""
