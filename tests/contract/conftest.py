@@ -151,9 +151,8 @@ class CloudRunRig(Rig):
         return "api-token" if exists else "no-such-token"
 
     def change_outside(self) -> None:
-        self.fake.external_update(RUN_NAME, lambda spec: spec.setdefault("labels", {}))
         self.fake.external_update(
-            RUN_NAME, lambda spec: spec["labels"].update({"edited-by": "console"})
+            RUN_NAME, lambda spec: spec.setdefault("labels", {}).update({"edited-by": "console"})
         )
 
     def refuse_next_write(self) -> None:
