@@ -20,6 +20,8 @@ class Probed(Protocol):
 
 
 class ServiceUrl(Protocol):
+    """The provider, as far as a probe needs it: the service's own URL."""
+
     def service_url(self) -> str | None: ...
 
 
