@@ -253,7 +253,6 @@ class Settings(_Strict, frozen=True):
     service_account: str | None = None
     instance_role: str | None = None  # apprunner: the IAM role ARN the service runs as
     access_role: str | None = None  # apprunner: the IAM role ARN it pulls a private ECR image with
-    access_role: str | None = None  # apprunner: the IAM role ARN it pulls a private ECR image with
     vpc_connector: str | None = None
     egress: str | None = None
     cloudsql_instances: list[str] | None = None
