@@ -146,9 +146,7 @@ def _run(fake: Any, folder: Path, path: Path, *, deploy: bool) -> dict[str, obje
     plan = plan_service(manifest, provider, history)
     figures: dict[str, object] = {}
     if deploy:
-        result = Deployer(manifest, provider, history, say=say).deploy(
-            plan, rollback=True
-        )
+        result = Deployer(manifest, provider, history, say=say).deploy(plan, rollback=True)
         figures["outcome"] = str(result.outcome)
     end = time.perf_counter()
     figures["wall_ms"] = round((end - start) * 1000, 1)
