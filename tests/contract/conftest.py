@@ -19,6 +19,7 @@ import pytest
 import requests
 from fakes.apprunner import FakeAppRunner
 from fakes.cloudrun import FakeCloudRun
+from fakes.ecs_express import FakeEcsExpress
 from moto.server import ThreadedMotoServer
 
 from safedeploy.context import Context
@@ -29,7 +30,7 @@ from safedeploy.plan import Plan
 from safedeploy.providers.base import Candidate, Provider
 
 APP = Path(__file__).resolve().parents[2] / "demo" / "app.py"
-PLATFORMS = ["local", "cloudrun", "apprunner"]
+PLATFORMS = ["local", "cloudrun", "apprunner", "ecs-express"]
 
 
 @dataclass
@@ -192,6 +193,37 @@ class AppRunnerRig(Rig):
         self.fake.fail_next("UpdateService", "InvalidRequestException", status=400)
 
 
+# -- ECS Express ---------------------------------------------------------------------------------
+
+EXECUTION_ROLE = "arn:aws:iam::123456789012:role/ecsTaskExecutionRole"
+INFRASTRUCTURE_ROLE = "arn:aws:iam::123456789012:role/ecsInfrastructureRole"
+
+
+@dataclass
+class EcsExpressRig(Rig):
+    fake: Any = None
+    header = (
+        "service: contract-api\nplatform: ecs-express\nregion: us-east-1\n"
+        f"execution_role: {EXECUTION_ROLE}\ninfrastructure_role: {INFRASTRUCTURE_ROLE}\n"
+    )
+
+    def body(self, version: int, slow: bool) -> str:
+        return f"image: {REPO}:v{version}\n"
+
+    def secret(self, exists: bool) -> str:
+        return AppRunnerRig.secret(self, exists)  # type: ignore[arg-type]
+
+    def change_outside(self) -> None:
+        """Another role pulls the image: a member safedeploy leaves alone, in a new revision."""
+        ecs = boto3.client("ecs", region_name="us-east-1")
+        arn = ecs.list_services()["serviceArns"][0]
+        other = "arn:aws:iam::123456789012:role/console-execution-role"
+        ecs.update_express_gateway_service(serviceArn=arn, executionRoleArn=other)
+
+    def refuse_next_write(self) -> None:
+        self.fake.fail_next("UpdateExpressGatewayService", "InvalidParameterException")
+
+
 @pytest.fixture(scope="session")
 def moto_url() -> Iterator[str]:
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
@@ -222,27 +254,41 @@ def rig(
             }
             monkeypatch.delenv("GOOGLE_APPLICATION_CREDENTIALS", raising=False)
             yield CloudRunRig(tmp_path, environ, fake=fake)
+    elif request.param == "ecs-express":
+        moto = request.getfixturevalue("moto_url")
+        requests.post(f"{moto}/moto-api/reset", timeout=5)
+        with FakeEcsExpress() as ecs:
+            aws = _aws(monkeypatch, tmp_path, moto, "AWS_ENDPOINT_URL_ECS", ecs)
+            yield EcsExpressRig(tmp_path, {**base, **aws}, fake=ecs)
     else:
         moto = request.getfixturevalue("moto_url")
         requests.post(f"{moto}/moto-api/reset", timeout=5)
         with FakeAppRunner(operation_polls=2) as fake:
-            for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_CA_BUNDLE"):
-                monkeypatch.delenv(name, raising=False)
-            aws = {
-                "AWS_ENDPOINT_URL": moto,
-                "AWS_ENDPOINT_URL_APPRUNNER": fake.endpoint,
-                "AWS_ENDPOINT_URL_S3": moto,
-                "AWS_ENDPOINT_URL_SECRETS_MANAGER": moto,
-                "AWS_ENDPOINT_URL_SSM": moto,
-                "AWS_ACCESS_KEY_ID": "test",
-                "AWS_SECRET_ACCESS_KEY": "test",
-                "AWS_DEFAULT_REGION": "us-east-1",
-                "AWS_CONFIG_FILE": str(tmp_path / "no-config"),
-                "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "no-credentials"),
-                "AWS_EC2_METADATA_DISABLED": "true",
-                "AWS_MAX_ATTEMPTS": "1",
-                "REQUESTS_CA_BUNDLE": fake.ca_bundle,
-            }
-            for name, value in aws.items():
-                monkeypatch.setenv(name, value)  # boto3 reads the process environment
+            aws = _aws(monkeypatch, tmp_path, moto, "AWS_ENDPOINT_URL_APPRUNNER", fake)
             yield AppRunnerRig(tmp_path, {**base, **aws}, fake=fake)
+
+
+def _aws(
+    monkeypatch: pytest.MonkeyPatch, root: Path, moto: str, variable: str, fake: Any
+) -> dict[str, str]:
+    """boto3's environment: the double at `variable`, moto for the rest, no real credentials."""
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_CA_BUNDLE"):
+        monkeypatch.delenv(name, raising=False)
+    aws = {
+        "AWS_ENDPOINT_URL": moto,
+        variable: fake.endpoint,
+        "AWS_ENDPOINT_URL_S3": moto,
+        "AWS_ENDPOINT_URL_SECRETS_MANAGER": moto,
+        "AWS_ENDPOINT_URL_SSM": moto,
+        "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "test",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_CONFIG_FILE": str(root / "no-config"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(root / "no-credentials"),
+        "AWS_EC2_METADATA_DISABLED": "true",
+        "AWS_MAX_ATTEMPTS": "1",
+        "REQUESTS_CA_BUNDLE": fake.ca_bundle,
+    }
+    for name, value in aws.items():
+        monkeypatch.setenv(name, value)  # boto3 reads the process environment
+    return aws
