@@ -160,13 +160,13 @@ RULES: dict[str, Rule] = {
             "set settings.instance_role to a role that may read those secrets",
         ),
         Rule("SD303", _E, "something App Runner cannot take as written", "see the message"),
-        Rule("SD305", _E, "something ECS Express cannot take as written", "see the message"),
         Rule(
             "SD304",
             _W,
             "a platform operation is in progress on the service",
             "deploy waits for it to end, then exits 1",
         ),
+        Rule("SD305", _E, "something ECS Express cannot take as written", "see the message"),
     )
 }
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -274,13 +275,15 @@ def test_canary_never_appears_in_any_finding() -> None:
     findings = [*lint_manifest(m), *lint_merge(m, merged(m, live)), *lint_target(m, ServiceSpec())]
     kept = manifest(unmanaged="keep")
     findings += lint_merge(kept, merged(kept, live))
-    assert codes(findings) == set(RULES)
+    assert codes(findings) == {code for code in RULES if code < "SD110"}  # what a manifest judges
     for f in findings:
         assert CANARY not in f.message + f.hint + str(f.key)
 
 
 def test_rule_table_documents_every_code() -> None:
-    assert list(RULES) == [f"SD{n}" for n in range(100, 110)]
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    assert list(RULES) == sorted(RULES)
+    assert list(RULES) == re.findall(r"^\| (SD\d{3}) \|", readme, re.MULTILINE)
     assert all(rule.summary and rule.hint for rule in RULES.values())
 
 
