@@ -198,7 +198,7 @@ class Deployer:
                     self._service_url(), f"the service at {percent}%", self.cancel
                 )
             self.cancel.check()
-            self.provider.retire(candidate)
+            self.provider.retire(candidate, self.cancel)
         except Exception as exc:
             failure = _failure(exc)
             probes += failure.probes

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from safedeploy.cancel import Cancelled, CancelToken
+from safedeploy.cancel import NEVER, Cancelled, CancelToken
 from safedeploy.deployer import Deployer, plan_service
 from safedeploy.errors import ExitCode, SafedeployError, Unrecoverable, VersionMoved
 from safedeploy.history import FolderHistory, Outcome, Release
@@ -75,7 +75,7 @@ class MemoryPlatform:
         self.traffic = dict(split)
         self.generation += 1
 
-    def retire(self, keep: Revision) -> None:
+    def retire(self, keep: Revision, cancel: CancelToken = NEVER) -> None:
         self._call("retire", keep.name)
 
     def discard(self, candidate: Revision) -> None:

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-from safedeploy.cancel import CancelToken
+from safedeploy.cancel import NEVER, CancelToken
 from safedeploy.model import Fact, LiveService, Revision, ServiceSpec
 
 
@@ -72,8 +72,9 @@ class Provider(Protocol):
         """Serve the given split (revision name -> percent, summing to 100)."""
         ...
 
-    def retire(self, keep: Revision) -> None:
-        """After success: drop the candidate tag, stop what no longer serves."""
+    def retire(self, keep: Revision, cancel: CancelToken = NEVER) -> None:
+        """After success: drop the candidate tag, stop what no longer serves; where the platform
+        still finishes the deploy (ECS Express bakes), wait for it, ending when `cancel` is set."""
         ...
 
     def discard(self, candidate: Revision) -> None:

@@ -187,7 +187,7 @@ class LocalProvider:
         state["active"] = name
         self._save(state)
 
-    def retire(self, keep: Revision) -> None:
+    def retire(self, keep: Revision, cancel: CancelToken = NEVER) -> None:
         state = self._load()
         for name, record in state["revisions"].items():
             if name != keep.name and record.get("pid"):

@@ -12,7 +12,7 @@ from dataclasses import replace
 from datetime import datetime
 
 from safedeploy.aws import Clients, secret_exists
-from safedeploy.cancel import CancelToken
+from safedeploy.cancel import NEVER, CancelToken
 from safedeploy.errors import SafedeployError, VersionMoved
 from safedeploy.model import Fact, LiveService, Revision, ServiceSpec
 from safedeploy.providers.apprunner import checks, mapping, records
@@ -155,7 +155,7 @@ class AppRunnerProvider:
         if changes:
             self.api.finish(self.api.update(live.arn, changes))
 
-    def retire(self, keep: Revision) -> None:
+    def retire(self, keep: Revision, cancel: CancelToken = NEVER) -> None:
         """Nothing to stop: App Runner runs only the configuration that serves."""
 
     def discard(self, candidate: Revision) -> None:

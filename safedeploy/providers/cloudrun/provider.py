@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
-from safedeploy.cancel import CancelToken
+from safedeploy.cancel import NEVER, CancelToken
 from safedeploy.errors import SafedeployError, VersionMoved
 from safedeploy.model import Fact, LiveService, Problem, Revision, ServiceSpec
 from safedeploy.providers.base import Candidate, Capabilities, Pending
@@ -220,7 +220,7 @@ class CloudRunProvider:
         service.traffic = routed(service, split)
         self.google.update(service)
 
-    def retire(self, keep: Revision) -> None:
+    def retire(self, keep: Revision, cancel: CancelToken = NEVER) -> None:
         self._untag()
 
     def discard(self, candidate: Revision) -> None:
