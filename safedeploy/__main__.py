@@ -1,3 +1,5 @@
+import sys
+
 from safedeploy.cli import main
 
-main()
+sys.exit(main())

@@ -1,20 +1,23 @@
-"""The command line: parse, build the context, call one function, print. No decisions here."""
+"""The command line: parse the arguments, call the pipeline, print what it returns.
+
+Each command reads as the steps it runs; wording lives in render/, decisions (exit codes
+included) beside the code that makes them, and the process (streams, terminals, CI) in one
+Environment value that `main` is given or reads once.
+"""
 
 from __future__ import annotations
 
 import json
-import os
-import signal
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from types import FrameType
 from typing import Any, TypeVar
 
 import click
 
-from safedeploy.cancel import CancelToken
+from safedeploy.environment import Environment
 from safedeploy.errors import ExitCode, SafedeployError
+from safedeploy.session import Session, running
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -79,6 +82,7 @@ def _manifest_paths(paths: Sequence[Path]) -> Iterator[Path]:
 
 
 def _load(
+    session: Session,
     paths: Sequence[Path],
     env_name: str | None,
     variables: Sequence[str],
@@ -90,70 +94,24 @@ def _load(
 
     values = _parse_vars(variables)
     return [
-        load_manifest(p, env_name=env_name, variables=values, unset_ok=unset_ok)
+        load_manifest(
+            p,
+            env_name=env_name,
+            variables=values,
+            environ=session.environment.environ,
+            unset_ok=unset_ok,
+        )
         for p in _manifest_paths(paths)
     ]
-
-
-def _context(state_dir: Path | None) -> Any:
-    from safedeploy.context import Context
-
-    return Context(state_dir=state_dir, cancel=_signals.cancel)
-
-
-class _Signals:
-    """What SIGINT, SIGTERM and SIGHUP do (DESIGN.md "Interruption"): before anything changes,
-    stop there; during a deploy, the first one cancels it (it rolls back) and any further one is
-    told that the rollback carries on; during `rollback`, every one is told so."""
-
-    def __init__(self) -> None:
-        self.cancel = CancelToken()
-        self.phase: str | None = None  # None | "deploy" | "rollback" | "ended"
-
-    def handle(self, signum: int, frame: FrameType | None) -> None:
-        if self.phase is None:
-            raise KeyboardInterrupt  # nothing changed yet: stop here, as Ctrl-C always did
-        if self.phase == "ended":
-            _say("the deploy has ended; reporting what happened")
-            return
-        if self.phase == "deploy" and not self.cancel.cancelled:
-            self.cancel.cancel(f"cancelled by {signal.Signals(signum).name}")
-            _say("cancelling: rolling back what this deploy changed …")
-        else:
-            _say("rollback in progress; carrying on — only SIGKILL stops it")
-
-
-_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-_signals = _Signals()
-
-
-def _say(text: str) -> None:
-    click.echo(text, err=True)
-
-
-def _color() -> bool:
-    return sys.stdout.isatty() and "NO_COLOR" not in os.environ
-
-
-def _step_summary(markdown: str) -> None:
-    """Append to the GitHub Actions job summary when running there; a blank line after it keeps
-    the next block (a deploy after its plan) from running into a list or a table."""
-    path = os.environ.get("GITHUB_STEP_SUMMARY")
-    if path:
-        from safedeploy.redact import scrub
-
-        with open(path, "a") as handle:
-            handle.write(scrub(markdown) + "\n\n")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="safedeploy")
 @click.option("--debug", is_flag=True, help="Show tracebacks for unexpected errors.")
-@click.pass_context
-def cli(ctx: click.Context, debug: bool) -> None:
+def cli(debug: bool) -> None:
     """Merge-safe deploys: read the live service, merge the manifest, show the diff,
     apply it, probe the new revision, and roll back by itself when the probes fail."""
-    ctx.obj = {"debug": debug}
+    # --debug is read by _main, which reports errors after click has returned.
 
 
 @cli.command()
@@ -172,7 +130,9 @@ def cli(ctx: click.Context, debug: bool) -> None:
     help="Also have the platform check the update without making it (cloudrun).",
 )
 @parallel_option
+@click.pass_obj
 def plan(
+    session: Session,
     manifests: tuple[Path, ...],
     env_name: str | None,
     variables: tuple[str, ...],
@@ -182,23 +142,22 @@ def plan(
     detailed_exitcode: bool,
     validate: bool,
     parallel: int,
-) -> None:
+) -> int:
     """Show what a deploy would change, without changing anything."""
     from safedeploy.fleet import Fleet
     from safedeploy.plan import save_plans
     from safedeploy.render import render
 
-    loaded = _load(manifests, env_name, variables)
-    plans = Fleet(_context(state_dir), loaded, parallel=parallel).plan(validate=validate)
-    click.echo(render(plans, fmt, color=_color()))  # type: ignore[arg-type]
-    _step_summary(render(plans, "markdown"))
+    loaded = _load(session, manifests, env_name, variables)
+    plans = Fleet(session.context(state_dir), loaded, parallel=parallel).plan(validate=validate)
+    color = session.environment.color
+    session.echo(render(plans, fmt, color=color), color=color)  # type: ignore[arg-type]
+    session.step_summary(render(plans, "markdown"))
     if out:
         save_plans(plans, out)
-        _say(f"plan saved to {out}")
-    if not all(p.ok for p in plans):
-        sys.exit(ExitCode.FAILED)
-    if detailed_exitcode and any(p.has_changes for p in plans):
-        sys.exit(ExitCode.CHANGES)
+        session.say(f"plan saved to {out}")
+    changes = detailed_exitcode and any(p.has_changes for p in plans)
+    return ExitCode.of(failed=not all(p.ok for p in plans), changes=changes)
 
 
 @cli.command()
@@ -220,7 +179,9 @@ def plan(
     help="json: print what happened for scripts on stdout (the plan goes to stderr).",
 )
 @parallel_option
+@click.pass_obj
 def deploy(
+    session: Session,
     manifests: tuple[Path, ...],
     env_name: str | None,
     variables: tuple[str, ...],
@@ -230,7 +191,7 @@ def deploy(
     no_rollback: bool,
     fmt: str,
     parallel: int,
-) -> None:
+) -> int:
     """Plan, confirm, apply, probe, and roll back by itself on failure.
 
     Every service is planned before any is deployed; a service whose dependency failed is
@@ -239,11 +200,12 @@ def deploy(
     from safedeploy.progress import display
     from safedeploy.render import render, render_runs
 
-    loaded = _load(manifests, env_name, variables)
-    fleet = Fleet(_context(state_dir), loaded, parallel=parallel)
+    env = session.environment
+    loaded = _load(session, manifests, env_name, variables)
+    fleet = Fleet(session.context(state_dir), loaded, parallel=parallel)
     plans = fleet.plan()
     as_json = fmt == "json"
-    click.echo(render(plans, "text", color=_color()), err=as_json)
+    session.echo(render(plans, "text", color=env.color), err=as_json, color=env.color)
     if plan_file:
         fleet.check_saved(plans, plan_file)
     if not all(p.ok for p in plans):
@@ -251,37 +213,27 @@ def deploy(
             "the plan has errors; nothing was changed", hint="fix the findings above"
         )
     if any(p.has_changes for p in plans) and not yes:
-        _confirm()
-    _signals.phase = "deploy"
-    with display(fleet.services, terminal=sys.stderr.isatty(), write=_say) as progress:
+        _confirm(env)
+    session.signals.phase = "deploy"
+    terminal = env.stderr if env.stderr_tty else None
+    with display(fleet.services, terminal=terminal, write=session.say) as progress:
         runs = fleet.deploy(plans, rollback=not no_rollback, progress=progress)
-    _signals.phase = "ended"
-    click.echo("\n" + render_runs(runs, "text"), err=as_json)
+    session.signals.phase = "ended"
+    session.echo("\n" + render_runs(runs, "text"), err=as_json)
     if as_json:
-        click.echo(render_runs(runs, "json"))
-    _step_summary(render_runs(runs, "markdown"))
-    sys.exit(worst(runs))
+        session.echo(render_runs(runs, "json"))
+    session.step_summary(render_runs(runs, "markdown"))
+    return worst(runs)
 
 
-def _confirm() -> None:
-    if not sys.stdin.isatty() or os.environ.get("CI"):
+def _confirm(env: Environment) -> None:
+    if not env.stdin_tty or env.ci:
         raise SafedeployError(
             "refusing to deploy without confirmation: there is no terminal to ask on",
             hint="review the plan, then pass --yes",
         )
     if not click.confirm("Apply these changes?", default=False):
         raise SafedeployError("cancelled; nothing was changed")
-
-
-def _describe_result(result: Any) -> str:
-    head = f"{result.service}: {result.outcome}"
-    if result.revision:
-        head += f", revision {result.revision}"
-    if result.url:
-        head += f" at {result.url}"
-    if result.message:
-        head += f" — {result.message}"
-    return head
 
 
 @cli.command()
@@ -293,127 +245,99 @@ def _describe_result(result: Any) -> str:
     metavar="REVISION",
     help="Serve this revision [default: the one before the last release].",
 )
+@click.pass_obj
 def rollback(
+    session: Session,
     manifest: Path,
     env_name: str | None,
     variables: tuple[str, ...],
     state_dir: Path | None,
     to: str | None,
-) -> None:
+) -> int:
     """Serve an earlier revision again, probe it, and record the rollback."""
     from safedeploy.deployer import Deployer
-
-    context = _context(state_dir)
     from safedeploy.manifest import FOR_READING
+    from safedeploy.render.service import render_result
 
-    (loaded,) = _load([manifest], env_name, variables, unset_ok=FOR_READING)
+    context = session.context(state_dir)
+    (loaded,) = _load(session, [manifest], env_name, variables, unset_ok=FOR_READING)
     deployer = Deployer(
         loaded,
-        context.provider(loaded, progress=_say),  # says which values it took from live
+        context.provider(loaded, progress=session.say),  # says which values it took from live
         context.history(loaded),
-        say=_say,
+        say=session.say,
         probe=context.probe(loaded),
     )
-    _signals.phase = "rollback"
+    session.signals.phase = "rollback"
     result = deployer.rollback(to)
-    click.echo(_describe_result(result))
-    sys.exit(result.exit_code)
+    session.echo(render_result(result))
+    return result.exit_code
 
 
 @cli.command()
 @click.argument("manifest", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @manifest_inputs
+@click.pass_obj
 def history(
-    manifest: Path, env_name: str | None, variables: tuple[str, ...], state_dir: Path | None
+    session: Session,
+    manifest: Path,
+    env_name: str | None,
+    variables: tuple[str, ...],
+    state_dir: Path | None,
 ) -> None:
     """List the releases of the service, oldest first."""
-    context = _context(state_dir)
     from safedeploy.manifest import FOR_READING
+    from safedeploy.render.service import render_history
 
-    (loaded,) = _load([manifest], env_name, variables, unset_ok=FOR_READING)
-    releases = context.history(loaded).releases()
-    if not releases:
-        click.echo(f"{loaded.service}: no releases yet")
-        return
-    rows = [("RELEASE", "KIND", "TIME", "USER", "REVISION", "OUTCOME")]
-    rows += [(r.id, r.kind, r.time, r.user, r.revision or "-", r.outcome.value) for r in releases]
-    click.echo(_table(rows))
-    for r in releases:
-        if r.message:
-            click.echo(f"{r.id}: {r.message}")
+    context = session.context(state_dir)
+    (loaded,) = _load(session, [manifest], env_name, variables, unset_ok=FOR_READING)
+    session.echo(render_history(loaded.service, context.history(loaded).releases()))
 
 
 @cli.command()
 @click.argument("manifest", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @manifest_inputs
+@click.pass_obj
 def status(
-    manifest: Path, env_name: str | None, variables: tuple[str, ...], state_dir: Path | None
+    session: Session,
+    manifest: Path,
+    env_name: str | None,
+    variables: tuple[str, ...],
+    state_dir: Path | None,
 ) -> None:
     """Show what serves now: revisions and traffic, the URL, owned names and drift."""
-    context = _context(state_dir)
     from safedeploy.manifest import FOR_READING
+    from safedeploy.render.service import render_status
 
-    (loaded,) = _load([manifest], env_name, variables, unset_ok=FOR_READING)
-    live = context.provider(loaded).read()
-    if not live.exists:
-        click.echo(f"{loaded.service}: not deployed")
-        return
-    click.echo(f"{loaded.service} ({loaded.platform}) at {live.url or '(no URL)'}")
-    rows = [("REVISION", "TRAFFIC", "STATE", "CREATED")]
-    for r in live.revisions:
-        rows.append(
-            (
-                r.name,
-                f"{r.percent}%",
-                "ready" if r.ready else (r.message or "not ready"),
-                r.created or "-",
-            )
-        )
-    click.echo(_table(rows))
-    click.echo(f"owned: {', '.join(sorted(live.owned)) or '(none)'}")
-    drift = sorted(set(live.spec.env) - loaded.declared) if live.spec else []
-    click.echo(f"drift (live, not in the manifest): {', '.join(drift) or '(none)'}")
-    _say_unfinished(context.history(loaded), manifest)
-
-
-def _say_unfinished(store: Any, manifest: Path) -> None:
-    """An interrupted release is named until `rollback` finishes it (DESIGN.md "Interruption")."""
-    from safedeploy.deployer import interrupted_note
-    from safedeploy.history import unfinished
-
-    stuck = unfinished(store.releases())
-    if stuck is None:
-        return
-    if store.held():
-        click.echo(f"release {stuck.id} is in progress now")
-    else:
-        click.echo(f"{interrupted_note(stuck)}: run `safedeploy rollback {manifest}` to finish it")
+    context = session.context(state_dir)
+    (loaded,) = _load(session, [manifest], env_name, variables, unset_ok=FOR_READING)
+    live = context.provider(loaded, progress=session.waiting).read()
+    releases = context.history(loaded) if live.exists else None
+    session.echo(render_status(loaded, live, releases, manifest))
 
 
 @cli.command()
 @click.argument("manifests", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @manifest_inputs
+@click.pass_obj
 def lint(
+    session: Session,
     manifests: tuple[Path, ...],
     env_name: str | None,
     variables: tuple[str, ...],
     state_dir: Path | None,
-) -> None:
+) -> int:
     """Check manifests without reading any live service."""
-    from safedeploy.lint import lint_manifest
+    from safedeploy.lint import Severity, lint_manifest
+    from safedeploy.manifest import AS_TEMPLATE
+    from safedeploy.render.findings import render_findings
 
     failed = False
-    from safedeploy.manifest import AS_TEMPLATE
-
-    for manifest in _load(manifests, env_name, variables, unset_ok=AS_TEMPLATE):
+    for manifest in _load(session, manifests, env_name, variables, unset_ok=AS_TEMPLATE):
         findings = lint_manifest(manifest)
-        for f in findings:
-            where = f"{f.file}:{f.line}" if f.line else f.file
-            click.echo(f"{f.severity} {f.code} {f.key} ({where}): {f.message}\n  hint: {f.hint}")
-        failed |= any(f.severity == "error" for f in findings)
-        if not findings:
-            click.echo(f"{manifest.path}: ok")
-    sys.exit(ExitCode.FAILED if failed else ExitCode.OK)
+        session.echo(render_findings(manifest.path, findings))
+        failed |= any(f.severity is Severity.ERROR for f in findings)
+    return ExitCode.of(failed=failed)
 
 
 @cli.command("import")
@@ -422,24 +346,29 @@ def lint(
 @click.option("--region", required=True, help="The region, e.g. us-central1 or us-east-1.")
 @click.option("--service", required=True, help="The live service to import.")
 @click.option("--container", help="The container to manage, when there are sidecars.")
+@click.pass_obj
 def import_(
-    platform: str, project: str | None, region: str, service: str, container: str | None
+    session: Session,
+    platform: str,
+    project: str | None,
+    region: str,
+    service: str,
+    container: str | None,
 ) -> None:
     """Print a manifest of a live service: `import ... > manifests/SERVICE.yaml`."""
+    context = session.context(None)
     if platform == "apprunner":
         from safedeploy.importer import apprunner_manifest
         from safedeploy.providers.apprunner import describe
 
-        found = describe(service, region, _context(None).aws())
-        click.echo(apprunner_manifest(service, region, found), nl=False)
+        found = describe(service, region, context.aws())
+        session.echo(apprunner_manifest(service, region, found), nl=False)
         return
     if not project:
         raise click.UsageError("--platform cloudrun needs --project")
     from safedeploy.importer import cloudrun_manifest
 
-    click.echo(
-        cloudrun_manifest(_context(None).cloudrun(project, region, service, container)), nl=False
-    )
+    session.echo(cloudrun_manifest(context.cloudrun(project, region, service, container)), nl=False)
 
 
 @cli.command()
@@ -451,76 +380,64 @@ def import_(
     type=click.Path(file_okay=False, path_type=Path),
     help="Write SERVICE.yaml files here instead of printing them.",
 )
-def convert(script: Path, out_dir: Path | None) -> None:
+@click.pass_obj
+def convert(session: Session, script: Path, out_dir: Path | None) -> None:
     """Write manifests from the gcloud run / aws apprunner deploys of a script (- for stdin)."""
     from safedeploy.convert import convert_file, write_manifests
 
     manifests = convert_file(script)
     for manifest in manifests:
         for item in manifest.not_understood:
-            _say(f"{manifest.service}: not converted: {item}")
+            session.say(f"{manifest.service}: not converted: {item}")
     if out_dir is None:
-        click.echo("---\n".join(m.yaml for m in manifests), nl=False)
+        session.echo("---\n".join(m.yaml for m in manifests), nl=False)
     else:
         for path in write_manifests(manifests, out_dir):
-            _say(f"wrote {path}")
+            session.say(f"wrote {path}")
 
 
 @cli.command()
-def schema() -> None:
+@click.pass_obj
+def schema(session: Session) -> None:
     """Print the manifest's JSON Schema (for editors)."""
     from safedeploy.manifest import manifest_schema
 
-    click.echo(json.dumps(manifest_schema(), indent=2))
+    session.echo(json.dumps(manifest_schema(), indent=2))
 
 
-def _table(rows: Sequence[Sequence[str]]) -> str:
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    return "\n".join(
-        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows
-    )
+def main(argv: Sequence[str] | None = None, environment: Environment | None = None) -> int:
+    """Run one command and return its exit code: `argv` are the arguments after the program's
+    name (default: the process's), `environment` what the process is (default: read it now).
 
+    The one place errors become output and exit codes; every byte written to stdout and stderr
+    passes through the scrubber (redact.py), whoever writes it."""
+    from safedeploy.redact import forget_all
 
-def main() -> None:
-    """The one place errors become output and exit codes; every byte written to stdout and
-    stderr passes through the scrubber (redact.py), whoever writes it."""
-    from safedeploy.redact import ScrubbedStream, forget_all
-
-    global _signals
     forget_all()  # a process runs one command; tests run many in one process
-    _signals = _Signals()
-    handlers = {signum: signal.signal(signum, _signals.handle) for signum in _SIGNALS}
-    streams = sys.stdout, sys.stderr
-    sys.stdout, sys.stderr = ScrubbedStream(sys.stdout), ScrubbedStream(sys.stderr)
-    try:
-        _main()
-    finally:
-        sys.stdout, sys.stderr = streams
-        for signum, handler in handlers.items():
-            signal.signal(signum, handler)
+    with running(environment or Environment.from_process()) as session:
+        return _main(argv, session)
 
 
-def _main() -> None:
-    debug = "--debug" in sys.argv
+def _main(argv: Sequence[str] | None, session: Session) -> int:
+    debug = "--debug" in (sys.argv if argv is None else argv)
     try:
-        cli.main(standalone_mode=False)
+        return int(cli.main(argv, standalone_mode=False, obj=session) or ExitCode.OK)
     except SafedeployError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(exc.exit_code)
+        session.say(f"error: {exc}")
+        return exc.exit_code
     except click.exceptions.Abort:
-        click.echo("aborted; nothing was changed", err=True)
-        sys.exit(ExitCode.FAILED)
+        session.say("aborted; nothing was changed")
+        return ExitCode.FAILED
     except click.ClickException as exc:
-        exc.show()
-        sys.exit(ExitCode.FAILED)
+        exc.show(session.environment.stderr)
+        return ExitCode.FAILED
     except Exception as exc:
         if debug:  # printed here, so that the traceback passes through the scrubber too
             import traceback
 
-            traceback.print_exc()
-            sys.exit(ExitCode.FAILED)
-        click.echo(
-            f"internal error: {type(exc).__name__}: {exc} (run with --debug for a traceback)",
-            err=True,
+            traceback.print_exc(file=session.environment.stderr)
+            return ExitCode.FAILED
+        session.say(
+            f"internal error: {type(exc).__name__}: {exc} (run with --debug for a traceback)"
         )
-        sys.exit(ExitCode.FAILED)
+        return ExitCode.FAILED

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -101,7 +100,7 @@ class Context:
     ) -> Provider:
         """The platform adapter; cloud SDKs are imported only here, when a manifest needs them.
 
-        `progress` takes a platform's waiting lines (App Runner); by default a terminal shows them.
+        `progress` takes a platform's waiting lines (App Runner); by default they are dropped.
         """
         if manifest.platform is Platform.CLOUDRUN:
             return self._cloudrun_of(manifest)
@@ -145,6 +144,4 @@ class Context:
 
 
 def _progress(text: str) -> None:
-    """Waiting on a platform, shown only to a person at a terminal."""
-    if sys.stderr.isatty():
-        print(text, file=sys.stderr, flush=True)
+    """Waiting lines go where the command sends them (cli: to a terminal); else nowhere."""

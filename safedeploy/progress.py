@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -56,13 +56,12 @@ class _Row:
 class LiveTable:
     """A terminal: the log scrolls above a table of every service's step and elapsed time."""
 
-    def __init__(self, services: Sequence[str], console: Console | None = None) -> None:
-        from rich.console import Console
+    def __init__(self, services: Sequence[str], console: Console) -> None:
         from rich.live import Live
 
         self._rows = {service: _Row() for service in services}
         self._lock = threading.Lock()
-        self._console = console or Console(stderr=True, highlight=False)
+        self._console = console
         self._live = Live(  # transient: the summary printed after it says how each one ended
             self,
             console=self._console,
@@ -120,7 +119,11 @@ class LiveTable:
 
 
 def display(
-    services: Sequence[str], *, terminal: bool, write: Callable[[str], None]
+    services: Sequence[str], *, terminal: TextIO | None, write: Callable[[str], None]
 ) -> LiveTable | Lines:
-    """A live table for a person at a terminal, whole lines for everyone else."""
-    return LiveTable(services) if terminal else Lines(write)
+    """A live table on `terminal` for a person there; without one, whole lines through `write`."""
+    if terminal is None:
+        return Lines(write)
+    from rich.console import Console
+
+    return LiveTable(services, Console(file=terminal, highlight=False))

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
-from unittest import mock
 
 from click.testing import CliRunner
 
@@ -21,13 +19,6 @@ class Done:
 
 def run_cli(*args: str, env: Mapping[str, str | None] | None = None) -> Done:
     """`safedeploy ARGS...` through cli.main, the one place errors become exit codes."""
-    with (
-        CliRunner().isolation(env=env) as (out, err, _),
-        mock.patch.object(sys, "argv", ["safedeploy", *args]),
-    ):
-        try:
-            main()
-            code = 0
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else 1
+    with CliRunner().isolation(env=env) as (out, err, _):
+        code = main(args)
         return Done(code, out.getvalue().decode(), err.getvalue().decode())

@@ -1,4 +1,4 @@
-"""The cancellation token and what the CLI's signal handler does with it."""
+"""The cancellation token and what a command's signal handler does with it."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from safedeploy import cli
 from safedeploy.cancel import Cancelled, CancelToken
+from safedeploy.session import Signals
 
 
 def test_wait_ends_as_soon_as_another_thread_cancels() -> None:
@@ -32,26 +32,29 @@ def test_the_first_reason_stays() -> None:
 
 
 def test_a_signal_before_anything_changes_stops_there() -> None:
+    said: list[str] = []
     with pytest.raises(KeyboardInterrupt):
-        cli._Signals().handle(signal.SIGTERM, None)
+        Signals(said.append).handle(signal.SIGTERM, None)
+    assert said == []
 
 
-def test_during_a_deploy_the_first_signal_cancels_and_later_ones_carry_on(
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    signals = cli._Signals()
+def test_during_a_deploy_the_first_signal_cancels_and_later_ones_carry_on() -> None:
+    said: list[str] = []
+    signals = Signals(said.append)
     signals.phase = "deploy"
     signals.handle(signal.SIGTERM, None)
     signals.handle(signal.SIGINT, None)
     assert signals.cancel.reason == "cancelled by SIGTERM"
-    err = capsys.readouterr().err
-    assert "cancelling: rolling back" in err
-    assert "rollback in progress; carrying on — only SIGKILL stops it" in err
+    assert said == [
+        "cancelling: rolling back what this deploy changed …",
+        "rollback in progress; carrying on — only SIGKILL stops it",
+    ]
 
 
-def test_during_a_rollback_no_signal_cancels(capsys: pytest.CaptureFixture[str]) -> None:
-    signals = cli._Signals()
+def test_during_a_rollback_no_signal_cancels() -> None:
+    said: list[str] = []
+    signals = Signals(said.append)
     signals.phase = "rollback"
     signals.handle(signal.SIGHUP, None)
     assert not signals.cancel.cancelled
-    assert "rollback in progress; carrying on" in capsys.readouterr().err
+    assert said == ["rollback in progress; carrying on — only SIGKILL stops it"]

@@ -5,10 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Literal
 
-from safedeploy.plan import Plan
-
 if TYPE_CHECKING:
     from safedeploy.fleet import ServiceRun
+    from safedeploy.plan import Plan
 
 Format = Literal["text", "markdown", "json"]
 

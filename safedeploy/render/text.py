@@ -16,6 +16,7 @@ from safedeploy.plan import FieldChange, Plan
 from safedeploy.render.wording import (
     ACTION,
     as_text,
+    columns,
     deploy_verdict,
     overall,
     plural,
@@ -127,11 +128,7 @@ def _finding(f: Finding) -> Iterator[Line]:
 def render_runs_text(runs: Sequence[ServiceRun]) -> str:
     """The verdict, a table of the services, then what each one that has a message said."""
     rows = [("SERVICE", "OUTCOME", "REVISION", "TIME", "EXIT"), *map(run_row, runs)]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    table = [
-        "  " + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
-        for row in rows
-    ]
+    table = ["  " + line for line in columns(rows)]
     notes = [line for run in runs for line in _note(run)]
     return "\n".join([deploy_verdict(runs), *table, *notes])
 

@@ -1,0 +1,77 @@
+"""One service for a person: what serves now (`status`), its releases (`history`) and where a
+`rollback` left it. Plain text, as these are read at a terminal and pasted into tickets."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from safedeploy.render.wording import columns
+
+if TYPE_CHECKING:
+    from safedeploy.deployer import DeployResult
+    from safedeploy.history import HistoryStore, Release
+    from safedeploy.manifest import Manifest
+    from safedeploy.model import LiveService
+
+
+def render_status(
+    manifest: Manifest, live: LiveService, history: HistoryStore | None, path: Path
+) -> str:
+    """Revisions and traffic, owned names, drift, and an interrupted release with the command
+    that finishes it (`path`: the manifest as given). `history`: None when nothing is deployed."""
+    if live.spec is None or history is None:
+        return f"{manifest.service}: not deployed"
+    rows = [("REVISION", "TRAFFIC", "STATE", "CREATED")]
+    rows += [
+        (
+            r.name,
+            f"{r.percent}%",
+            "ready" if r.ready else (r.message or "not ready"),
+            r.created or "-",
+        )
+        for r in live.revisions
+    ]
+    drift = sorted(set(live.spec.env) - manifest.declared)
+    lines = [
+        f"{manifest.service} ({manifest.platform}) at {live.url or '(no URL)'}",
+        *columns(rows),
+        f"owned: {', '.join(sorted(live.owned)) or '(none)'}",
+        f"drift (live, not in the manifest): {', '.join(drift) or '(none)'}",
+    ]
+    return "\n".join([*lines, *_unfinished(history, path)])
+
+
+def _unfinished(history: HistoryStore, path: Path) -> list[str]:
+    """An interrupted release is named until `rollback` finishes it (DESIGN.md "Interruption")."""
+    from safedeploy.deployer import interrupted_note
+    from safedeploy.history import unfinished
+
+    stuck = unfinished(history.releases())
+    if stuck is None:
+        return []
+    if history.held():
+        return [f"release {stuck.id} is in progress now"]
+    return [f"{interrupted_note(stuck)}: run `safedeploy rollback {path}` to finish it"]
+
+
+def render_history(service: str, releases: Sequence[Release]) -> str:
+    """The releases oldest first, then what each one that has a message said."""
+    if not releases:
+        return f"{service}: no releases yet"
+    rows = [("RELEASE", "KIND", "TIME", "USER", "REVISION", "OUTCOME")]
+    rows += [(r.id, r.kind, r.time, r.user, r.revision or "-", r.outcome.value) for r in releases]
+    return "\n".join([*columns(rows), *(f"{r.id}: {r.message}" for r in releases if r.message)])
+
+
+def render_result(result: DeployResult) -> str:
+    """One line: the outcome, the revision serving and where, and what went wrong."""
+    head = f"{result.service}: {result.outcome}"
+    if result.revision:
+        head += f", revision {result.revision}"
+    if result.url:
+        head += f" at {result.url}"
+    if result.message:
+        head += f" — {result.message}"
+    return head
