@@ -205,7 +205,8 @@ def deploy(
     fleet = Fleet(session.context(state_dir), loaded, parallel=parallel)
     plans = fleet.plan()
     as_json = fmt == "json"
-    session.echo(render(plans, "text", color=env.color), err=as_json, color=env.color)
+    color = env.color and (env.stderr_tty or not as_json)  # json: the plan goes to stderr
+    session.echo(render(plans, "text", color=color), err=as_json, color=color)
     if plan_file:
         fleet.check_saved(plans, plan_file)
     if not all(p.ok for p in plans):
@@ -312,8 +313,8 @@ def status(
     context = session.context(state_dir)
     (loaded,) = _load(session, [manifest], env_name, variables, unset_ok=FOR_READING)
     live = context.provider(loaded, progress=session.waiting).read()
-    releases = context.history(loaded) if live.exists else None
-    session.echo(render_status(loaded, live, releases, manifest))
+    store = context.history(loaded) if live.exists else None
+    session.echo(render_status(loaded, live, store, manifest))
 
 
 @cli.command()
