@@ -25,7 +25,7 @@ from safedeploy.history import (
 )
 from safedeploy.lint import lint_facts, lint_platform
 from safedeploy.manifest import Manifest
-from safedeploy.model import LiveService, Revision
+from safedeploy.model import LiveService, Revision, ServiceSpec
 from safedeploy.plan import Plan, build_plan
 from safedeploy.probes import OnAttempt, ProbeResult, describe, run_probes
 from safedeploy.providers.base import Candidate, Pending, Previews, Provider, Validates
@@ -279,7 +279,7 @@ class Deployer:
             return self._finish(release, Outcome.LEFT_FAILED, ExitCode.NEEDS_HUMAN, message, probes)
         self.say(f"{release.service}: rolling back to {_describe_split(plan.serving)}")
         try:
-            probes += self._restore(plan.serving, candidate)
+            probes += self._restore(plan.serving, candidate, plan.live)
         except Exception as exc:
             message = f"{failure.reason}; the rollback failed too: {_failure(exc).reason}"
             return self._finish(
@@ -290,11 +290,13 @@ class Deployer:
             message = f"{failure.reason}; rolled back: nothing served before and nothing serves now"
         return self._finish(release, Outcome.ROLLED_BACK, ExitCode.ROLLED_BACK, message, probes)
 
-    def _restore(self, split: dict[str, int], candidate: Revision | None) -> list[ProbeResult]:
+    def _restore(
+        self, split: dict[str, int], candidate: Revision | None, served: ServiceSpec | None = None
+    ) -> list[ProbeResult]:
         """Serve `split` again, move the candidate out of the way, check that the platform
         serves the split, and probe it: one way back for a failed and an interrupted release."""
         if split:
-            self.provider.route(split)
+            self.provider.route(split, served)
         if candidate is not None:
             self.provider.discard(candidate)
         serving = self.provider.read().traffic

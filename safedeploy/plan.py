@@ -55,6 +55,8 @@ class Plan:
     owned: frozenset[str]  # the names this release will record as owned
     target: ServiceSpec = field(repr=False, compare=False)
     serving: dict[str, int] = field(default_factory=dict)  # the live split, to roll back to
+    # What served, as read: a rollback of a one-configuration platform sends it again whole.
+    live: ServiceSpec | None = field(default=None, repr=False, compare=False)
 
     @property
     def errors(self) -> tuple[Finding, ...]:
@@ -218,6 +220,7 @@ def build_plan(
         owned=manifest.declared,
         target=target,
         serving=live.traffic,
+        live=live_spec,
     )
 
 

@@ -320,6 +320,26 @@ def test_a_failed_probe_restores_the_previous_configuration(aws: Aws) -> None:
     assert "rolled-back" in history.out
 
 
+def test_a_failed_probe_puts_back_a_sensitive_value_the_release_changed(aws: Aws) -> None:
+    """The value that served is held by the run (never recorded), so the rollback sends it."""
+    aws.create_live(health="TCP")
+    first, second = "session-first-4f1a", "session-second-9c2e"
+
+    def deploy(image: str, value: str) -> Done:
+        text = _notify(image).replace("{jwt}", aws.secrets["JWT_SECRET"])
+        path = aws.manifest(text.replace("env:\n", "env:\n  GREETING_TEXT: ${GREETING_TEXT}\n"))
+        return aws.run("deploy", str(path), "--yes", "--var", f"GREETING_TEXT={value}")
+
+    done = deploy(f"{REPO}:v2", first)
+    assert done.code == 0, done.out
+    done = deploy(f"{REPO}:v3-badprobe", second)
+    assert done.code == 3, done.err
+    active = aws.fake.active_config("notify-api")
+    assert active is not None and active.env["GREETING_TEXT"] == first
+    assert "took" not in done.err
+    assert first not in "".join(aws.transcript) and second not in "".join(aws.transcript)
+
+
 def test_an_operation_that_cannot_be_rolled_back_needs_a_human(aws: Aws) -> None:
     aws.create_live()
     aws.fake.fail_next_deployment("ROLLBACK_FAILED")

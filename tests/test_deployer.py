@@ -70,7 +70,7 @@ class MemoryPlatform:
         self._call("wait_ready", pending.revision.name)
         return pending.revision
 
-    def route(self, split: Mapping[str, int]) -> None:
+    def route(self, split: Mapping[str, int], served: ServiceSpec | None = None) -> None:
         self._call("route", dict(split))
         self.traffic = dict(split)
         self.generation += 1

@@ -68,8 +68,11 @@ class Provider(Protocol):
         Cancelled when `cancel` is set first (the revision may still come up)."""
         ...
 
-    def route(self, split: Mapping[str, int]) -> None:
-        """Serve the given split (revision name -> percent, summing to 100)."""
+    def route(self, split: Mapping[str, int], served: ServiceSpec | None = None) -> None:
+        """Serve the given split (revision name -> percent, summing to 100). `served`: when the
+        split puts back what served at plan time, that configuration as read then (its values
+        only in memory), for a platform that must send a configuration again rather than move
+        traffic."""
         ...
 
     def retire(self, keep: Revision, cancel: CancelToken = NEVER) -> None:

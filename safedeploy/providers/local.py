@@ -169,7 +169,7 @@ class LocalProvider:
             hint="the command must listen on 127.0.0.1:$PORT",
         )
 
-    def route(self, split: Mapping[str, int]) -> None:
+    def route(self, split: Mapping[str, int], served: ServiceSpec | None = None) -> None:
         serving = [name for name, percent in split.items() if percent]
         if len(serving) != 1 or split[serving[0]] != 100:
             raise SafedeployError(

@@ -127,7 +127,7 @@ class AppRunnerProvider:
         self.revisions.save_config(pending.revision.name, records.record(live.spec, sensitive))
         return replace(pending.revision, percent=100, ready=True, url=live.url)
 
-    def route(self, split: Mapping[str, int]) -> None:
+    def route(self, split: Mapping[str, int], served: ServiceSpec | None = None) -> None:
         """Send the named revision's recorded configuration again, unless it is what runs."""
         serving = [name for name, percent in split.items() if percent]
         if len(serving) != 1 or split[serving[0]] != 100:
@@ -145,7 +145,7 @@ class AppRunnerProvider:
             )
         if records.is_config(stored, live.spec):
             return  # nothing to send: it serves already, or App Runner itself restored it
-        spec, taken = records.restore(stored, live.spec, name)
+        spec, taken = records.to_send(stored, live.spec, name, served)
         if taken:
             self.progress(
                 f"{self.service}: took {', '.join(taken)} from the live service: sensitive plain "

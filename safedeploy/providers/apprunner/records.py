@@ -108,6 +108,16 @@ def serving(
     return f"{service}-{made.astimezone(UTC):%Y%m%d-%H%M%S}-unrecorded"
 
 
+def to_send(
+    stored: Json, live: ServiceSpec, revision: str, served: ServiceSpec | None
+) -> tuple[ServiceSpec, list[str]]:
+    """What serves `revision` again: the configuration as this run read it while it served (its
+    values held in memory only), else the record with each sensitive value taken from live."""
+    if served is not None and is_config(stored, served):
+        return served, []
+    return restore(stored, live, revision)
+
+
 def restore(stored: Json, live: ServiceSpec, revision: str) -> tuple[ServiceSpec, list[str]]:
     """The recorded configuration, and the names whose value was taken from the live service.
 

@@ -214,7 +214,7 @@ class CloudRunProvider:
             return None
         return str(ready.message) if ready is not None and ready.message else "not ready"
 
-    def route(self, split: Mapping[str, int]) -> None:
+    def route(self, split: Mapping[str, int], served: ServiceSpec | None = None) -> None:
         """One update of `traffic`; tags stay, the candidate's only while it is in the split."""
         service = self.google.existing(self.resource)
         service.traffic = routed(service, split)

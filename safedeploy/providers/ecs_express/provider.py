@@ -191,7 +191,7 @@ class EcsExpressProvider:
                 self.revisions.save_config(pending.revision.name, records.record(spec, sensitive))
         return replace(pending.revision, percent=100, ready=True, url=live.url)
 
-    def route(self, split: Mapping[str, int]) -> None:
+    def route(self, split: Mapping[str, int], served: ServiceSpec | None = None) -> None:
         """Serve the named revision: it does already, or stop the deployment that bakes over
         it (ECS rolls back), or send its recorded configuration again and wait."""
         serving = [name for name, percent in split.items() if percent]
@@ -213,7 +213,7 @@ class EcsExpressProvider:
             return
         if running is None and records.is_config(stored, mapping.spec(live.config)):
             return  # nothing to send: it serves already, or ECS itself restored it
-        spec, taken = records.restore(stored, mapping.spec(live.config), name)
+        spec, taken = records.to_send(stored, mapping.spec(live.config), name, served)
         if taken:
             self.progress(
                 f"{self.service}: took {', '.join(taken)} from the live service: sensitive plain "
