@@ -264,7 +264,7 @@ def _judge(deployment: Json, arn: str, *, final: bool) -> None:
     if status == "SUCCESSFUL" or (not final and _serves_all(deployment)):
         return
     reason = (deployment.get("rollback") or {}).get("reason") or deployment.get("statusReason")
-    why = reason or "ECS gave no reason"
+    why = reason.rstrip(". ") if reason else "ECS gave no reason"
     if status == "ROLLBACK_SUCCESSFUL":
         raise SafedeployError(
             f"ECS rolled deployment {short(arn)} back (ROLLBACK_SUCCESSFUL): {why}; "
