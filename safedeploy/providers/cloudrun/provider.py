@@ -215,7 +215,8 @@ class CloudRunProvider:
         return str(ready.message) if ready is not None and ready.message else "not ready"
 
     def route(self, split: Mapping[str, int], served: ServiceSpec | None = None) -> None:
-        """One update of `traffic`; tags stay, the candidate's only while it is in the split."""
+        """One update of `traffic`; tags stay, the candidate's only while it is in the split.
+        `served` is not needed: a revision keeps its configuration, so traffic alone restores."""
         service = self.google.existing(self.resource)
         service.traffic = routed(service, split)
         self.google.update(service)
