@@ -65,7 +65,7 @@ class Manifest(Document, frozen=True):
             for name, value in self.env.items()
         }
         env.update(self.secrets)
-        settings = msgspec.structs.asdict(self.settings)
+        settings = msgspec.to_builtins(self.settings)  # a block (scaling) as a plain mapping
         return ServiceSpec(
             image=self.image,
             command=tuple(self.command or ()),

@@ -11,7 +11,7 @@ the first load (a few ms on every command); as objects they cost less, once, at 
 import re
 from collections.abc import Callable, Mapping
 from itertools import pairwise
-from typing import Annotated, Any, Literal, TypedDict
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 import msgspec
@@ -225,20 +225,21 @@ class ProbeSpec(_Strict, frozen=True):
                 raise Invalid(what, hint, "headers")  # the value itself is never echoed
 
 
-class Scaling(TypedDict):
-    """ecs-express: task count bounds and the metric to track; ECS replaces the block whole."""
+class Scaling(_Strict, frozen=True, omit_defaults=True):
+    """ecs-express: task count bounds and the metric to track. ECS replaces the block whole:
+    what it does not state takes ECS's default."""
 
-    min: Annotated[int, Meta(ge=0)]
-    max: Annotated[int, Meta(ge=1)]
-    metric: Literal["AVERAGE_CPU", "AVERAGE_MEMORY", "REQUEST_COUNT_PER_TARGET"]
-    target: Annotated[int, Meta(ge=1)]
+    min: Annotated[int, Meta(ge=0)] | None = None
+    max: Annotated[int, Meta(ge=1)] | None = None
+    metric: Literal["AVERAGE_CPU", "AVERAGE_MEMORY", "REQUEST_COUNT_PER_TARGET"] | None = None
+    target: Annotated[int, Meta(ge=1)] | None = None
 
 
-class Network(TypedDict):
-    """ecs-express: where the tasks run; ECS replaces the block whole."""
+class Network(_Strict, frozen=True, omit_defaults=True):
+    """ecs-express: where the tasks run. ECS replaces the block whole, as for scaling."""
 
-    subnets: list[str]
-    security_groups: list[str]
+    subnets: list[str] | None = None
+    security_groups: list[str] | None = None
 
 
 class Settings(_Strict, frozen=True):
