@@ -20,6 +20,7 @@ from safedeploy.history import (
     Release,
     git_commit,
     new_release_id,
+    revision_name,
     unfinished,
     who,
 )
@@ -64,11 +65,6 @@ class DeployFailed(Exception):
         self.needs_human = needs_human  # the platform says it cannot be put back by us
 
 
-def revision_name(service: str, release_id: str) -> str:
-    """The one way a new revision is named, on every platform."""
-    return f"{service}-{release_id}"
-
-
 def plan_service(
     manifest: Manifest, provider: Provider, history: HistoryStore, *, validate: bool = False
 ) -> Plan:
@@ -78,9 +74,7 @@ def plan_service(
     if not provider.capabilities.owned_on_service:
         last = history.last_succeeded()
         live = replace(live, owned=frozenset(last.owned) if last else frozenset())
-    plan = build_plan(
-        manifest, live, lint_platform(manifest, live, provider.capabilities.traffic_split)
-    )
+    plan = build_plan(manifest, live, lint_platform(manifest, live, provider.capabilities))
     facts = provider.preflight(plan.target)
     if validate and plan.has_changes:
         if not isinstance(provider, Validates):

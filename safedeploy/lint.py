@@ -13,9 +13,11 @@ from dataclasses import dataclass
 from enum import StrEnum
 from urllib.parse import unquote
 
+from safedeploy.history import new_release_id, revision_name
 from safedeploy.manifest import Manifest
 from safedeploy.merge import Action, MergeResult
 from safedeploy.model import Fact, LiveService, Platform, Problem, ServiceSpec
+from safedeploy.providers.base import Capabilities
 from safedeploy.redact import is_sensitive_name, looks_like_credential
 
 
@@ -409,12 +411,23 @@ def lint_target(manifest: Manifest, target: ServiceSpec) -> list[Finding]:
     ]
 
 
-def lint_platform(manifest: Manifest, live: LiveService, can_split: bool) -> list[Finding]:
-    """What the manifest asks that the platform cannot do now (SD110, SD304)."""
+def lint_platform(
+    manifest: Manifest, live: LiveService, capabilities: Capabilities
+) -> list[Finding]:
+    """What the manifest asks that the platform cannot do, or not now (SD110, SD206, SD304)."""
     findings = []
-    if manifest.rollout.strategy == "canary" and not can_split:
+    if manifest.rollout.strategy == "canary" and not capabilities.traffic_split:
         message = f"platform {manifest.platform} cannot split traffic, so no canary"
         findings.append(_finding(manifest, "SD110", "rollout.strategy", message))
+    longest = len(revision_name(manifest.service, new_release_id()))
+    limit = capabilities.revision_name_limit
+    if limit is not None and longest > limit:
+        message = (
+            f"revision names `{manifest.service}-<release id>` would be {longest} characters; "
+            f"{manifest.platform} allows {limit}"
+        )
+        hint = f"use a service name of at most {len(manifest.service) - longest + limit} characters"
+        findings.append(_finding(manifest, "SD206", "service", message, hint))
     if live.busy:
         findings.append(_finding(manifest, "SD304", None, f"{live.busy} is in progress"))
     return findings
@@ -429,5 +442,5 @@ def lint_facts(manifest: Manifest, facts: Iterable[Fact]) -> list[Finding]:
         if kind in ("env", "secrets") and name not in manifest.declared:
             findings.append(_finding(manifest, "SD109", "unmanaged", f"kept live {fact.detail}"))
         else:
-            findings.append(_finding(manifest, code, fact.key, fact.detail, fact.remedy))
+            findings.append(_finding(manifest, code, fact.key or None, fact.detail, fact.remedy))
     return findings

@@ -384,3 +384,18 @@ def test_a_deploy_with_no_changes_still_names_an_interrupted_release(tmp_path: P
     assert not plan.has_changes
     with pytest.raises(SafedeployError, match="was interrupted and never finished"):
         Deployer(m, platform, history, say=lambda _: None).deploy(plan, rollback=True)
+
+
+def test_a_service_name_too_long_for_the_platforms_revision_names_is_a_plan_error(
+    tmp_path: Path,
+) -> None:
+    platform = MemoryPlatform()
+    platform.capabilities = Capabilities(
+        traffic_split=True, candidate_url=True, owned_on_service=True, revision_name_limit=63
+    )
+    long = manifest(tmp_path, service="a" * 45)
+    plan = plan_service(long, platform, FolderHistory(tmp_path / "history"))
+    [finding] = [f for f in plan.errors if f.code == "SD206"]
+    assert "70 characters" in finding.message and "at most 38" in (finding.hint or "")
+    short = manifest(tmp_path, service="a" * 38)
+    assert not plan_service(short, platform, FolderHistory(tmp_path / "h2")).errors

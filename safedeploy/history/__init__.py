@@ -63,6 +63,11 @@ def new_release_id(now: datetime | None = None) -> str:
     return f"{now:%Y%m%d-%H%M%S}-{now.microsecond // 1000:03d}-{uuid4().hex[:4]}"
 
 
+def revision_name(service: str, release_id: str) -> str:
+    """The one way a new revision is named, on every platform: after the release that made it."""
+    return f"{service}-{release_id}"
+
+
 def who() -> str:
     try:
         return f"{getpass.getuser()}@{socket.gethostname()}"

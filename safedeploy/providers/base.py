@@ -22,6 +22,7 @@ class Capabilities:
     traffic_split: bool  # can serve a revision to a share of traffic (canary steps)
     candidate_url: bool  # a new revision can be probed before it gets any traffic
     owned_on_service: bool  # keeps the owned names on the service itself; else history does
+    revision_name_limit: int | None = None  # the longest revision name the platform takes
 
 
 @dataclass(frozen=True)

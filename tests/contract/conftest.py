@@ -23,8 +23,8 @@ from fakes.ecs_express import FakeEcsExpress
 from moto.server import ThreadedMotoServer
 
 from safedeploy.context import Context
-from safedeploy.deployer import plan_service, revision_name
-from safedeploy.history import HistoryStore, new_release_id
+from safedeploy.deployer import plan_service
+from safedeploy.history import HistoryStore, new_release_id, revision_name
 from safedeploy.manifest import Manifest, load_manifest
 from safedeploy.plan import Plan
 from safedeploy.providers.base import Candidate, Provider

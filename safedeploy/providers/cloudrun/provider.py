@@ -52,7 +52,12 @@ from safedeploy.providers.cloudrun.mapping import (
 
 
 class CloudRunProvider:
-    capabilities = Capabilities(traffic_split=True, candidate_url=True, owned_on_service=True)
+    capabilities = Capabilities(
+        traffic_split=True,
+        candidate_url=True,
+        owned_on_service=True,
+        revision_name_limit=MAX_REVISION_NAME,
+    )
 
     def __init__(
         self,
