@@ -342,11 +342,14 @@ def lint(
 
 
 @cli.command("import")
-@click.option("--platform", type=click.Choice(["cloudrun", "apprunner"]), required=True)
+@click.option(
+    "--platform", type=click.Choice(["cloudrun", "apprunner", "ecs-express"]), required=True
+)
 @click.option("--project", help="The Google Cloud project id (cloudrun).")
 @click.option("--region", required=True, help="The region, e.g. us-central1 or us-east-1.")
 @click.option("--service", required=True, help="The live service to import.")
 @click.option("--container", help="The container to manage, when there are sidecars.")
+@click.option("--cluster", default="default", show_default=True, help="The ECS cluster.")
 @click.pass_obj
 def import_(
     session: Session,
@@ -355,9 +358,17 @@ def import_(
     region: str,
     service: str,
     container: str | None,
+    cluster: str,
 ) -> None:
     """Print a manifest of a live service: `import ... > manifests/SERVICE.yaml`."""
     context = session.context(None)
+    if platform == "ecs-express":
+        from safedeploy.importer import ecs_express_manifest
+        from safedeploy.providers import ecs_express
+
+        described = ecs_express.describe(service, region, cluster, context.aws())
+        session.echo(ecs_express_manifest(service, region, cluster, described), nl=False)
+        return
     if platform == "apprunner":
         from safedeploy.importer import apprunner_manifest
         from safedeploy.providers.apprunner import describe

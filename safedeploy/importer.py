@@ -77,6 +77,46 @@ def apprunner_manifest(service: str, region: str, found: tuple[str, ServiceSpec]
     return manifest_text(arn, {"service": service, "platform": "apprunner", "region": region}, spec)
 
 
+# -- ECS Express -------------------------------------------------------------------------------
+
+
+class EcsExpressService(Protocol):
+    """What import reads of an ECS Express service (the provider's `describe`)."""
+
+    @property
+    def arn(self) -> str: ...
+
+    @property
+    def spec(self) -> ServiceSpec: ...
+
+    @property
+    def execution_role(self) -> str | None: ...
+
+    @property
+    def infrastructure_role(self) -> str | None: ...
+
+
+def ecs_express_manifest(
+    service: str, region: str, cluster: str, found: EcsExpressService | None
+) -> str:
+    """The manifest of a live ECS Express service, with the roles it was created with (kept for
+    a create elsewhere): `import` then `plan` shows no changes."""
+    if found is None:
+        raise SafedeployError(
+            f"there is no ECS Express service {service} in cluster {cluster} ({region})",
+            hint="check --service, --cluster and --region",
+        )
+    address = {
+        "service": service,
+        "platform": "ecs-express",
+        "region": region,
+        "cluster": None if cluster == "default" else cluster,
+        "execution_role": found.execution_role,
+        "infrastructure_role": found.infrastructure_role,
+    }
+    return manifest_text(found.arn, address, found.spec)
+
+
 # -- Cloud Run ---------------------------------------------------------------------------------
 
 

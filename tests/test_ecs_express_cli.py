@@ -293,3 +293,21 @@ def test_plan_as_json_lists_kept_variables_as_kept(aws: Aws) -> None:
     assert done.code == 0, done.err
     text = json.dumps(json.loads(done.out))
     assert "FEATURE_SMS" in text and STRIPE_VALUE not in text
+
+
+def test_import_writes_a_manifest_that_plans_to_no_changes(aws: Aws) -> None:
+    aws.create_live()
+    done = aws.run(
+        "import", "--platform", "ecs-express", "--region", "us-east-1", "--service", "web"
+    )
+    assert done.code == 0, done.err
+    assert "STRIPE_SECRET_KEY: not copied" in done.out  # a pasted credential stays live
+    assert f"execution_role: {EXECUTION_ROLE}" in done.out
+    path = aws.root / "imported.yaml"
+    path.write_text(done.out)
+    plan = aws.run("plan", str(path), "--detailed-exitcode")
+    assert plan.code == 0, plan.out + plan.err
+    missing = aws.run(
+        "import", "--platform", "ecs-express", "--region", "us-east-1", "--service", "nope"
+    )
+    assert missing.code == 1 and "no ECS Express service nope" in missing.err

@@ -9,7 +9,7 @@ so that a rollback can send a recorded configuration again.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from safedeploy.aws import Clients, secret_exists
@@ -286,3 +286,26 @@ def _judge(deployment: Json, arn: str, *, final: bool) -> None:
             "deployments before deploying again",
         )
     raise SafedeployError(f"ECS deployment {short(arn)} is {status}: {why}", where=arn)
+
+
+@dataclass(frozen=True)
+class Described:
+    """What `import` needs of a live service: where it is, its spec, the roles it was made with."""
+
+    arn: str
+    spec: ServiceSpec
+    execution_role: str | None
+    infrastructure_role: str | None
+
+
+def describe(service: str, region: str, cluster: str, clients: Clients) -> Described | None:
+    """The live service for `import`; None when there is no such service."""
+    live = EcsExpressApi(service, region, cluster, clients).describe()
+    if live is None:
+        return None
+    return Described(
+        live.arn,
+        mapping.spec(live.config),
+        live.config.get("executionRoleArn"),
+        live.service.get("infrastructureRoleArn"),
+    )
