@@ -87,6 +87,7 @@ def main() -> None:
     sys.path.insert(0, str(ROOT / "benchmarks"))
     import apprunner
     import cloudrun
+    import ecs_express
     import fleet
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -95,6 +96,7 @@ def main() -> None:
             "plan_1000_variables": plan_1000(Path(tmp)),
             "cloudrun_double": cloudrun.main(),
             "apprunner_double": apprunner.main(),
+            "ecs_express_double": ecs_express.main(),
             "fleet_of_20_cloudrun": fleet.main(),
         }
     print(json.dumps(figures, indent=2))
