@@ -256,13 +256,13 @@ def rollback(
     to: str | None,
 ) -> int:
     """Serve an earlier revision again, probe it, and record the rollback."""
-    from safedeploy.deployer import Deployer
     from safedeploy.manifest import FOR_READING
     from safedeploy.render.service import render_result
+    from safedeploy.rollback import Rollback
 
     context = session.context(state_dir)
     (loaded,) = _load(session, [manifest], env_name, variables, unset_ok=FOR_READING)
-    deployer = Deployer(
+    deployer = Rollback(
         loaded,
         context.provider(loaded, progress=session.say),  # says which values it took from live
         context.history(loaded),

@@ -26,10 +26,10 @@ from safedeploy.history import (
 )
 from safedeploy.lint import lint_facts, lint_platform
 from safedeploy.manifest import Manifest
-from safedeploy.model import LiveService, Revision, ServiceSpec
+from safedeploy.model import Revision, ServiceSpec
 from safedeploy.plan import Plan, build_plan
 from safedeploy.probes import OnAttempt, ProbeResult, describe, run_probes
-from safedeploy.providers.base import Candidate, Pending, Previews, Provider, Validates
+from safedeploy.providers.base import Candidate, Pending, Provider, Validates
 
 Say = Callable[[str], None]
 # Probes of a manifest at a URL; the token ends the waits between attempts (NEVER in a rollback).
@@ -155,8 +155,8 @@ class Deployer:
         deploying over it would record its split as the one to come back to."""
         if serving != stuck.traffic_before:
             raise SafedeployError(
-                f"{interrupted_note(stuck)}; the service serves {_describe_split(serving)}, "
-                f"not {_describe_split(stuck.traffic_before)} as before it; nothing was changed",
+                f"{interrupted_note(stuck)}; the service serves {describe_split(serving)}, "
+                f"not {describe_split(stuck.traffic_before)} as before it; nothing was changed",
                 where=str(self.manifest.path),
                 hint=f"run `safedeploy rollback {self.manifest.path}` to finish it, "
                 "then deploy again",
@@ -194,7 +194,7 @@ class Deployer:
             self.cancel.check()
             self.provider.retire(candidate, self.cancel)
         except Exception as exc:
-            failure = _failure(exc)
+            failure = as_failure(exc)
             probes += failure.probes
             result = self._after_failure(release, plan, candidate, failure, probes, rollback)
         else:
@@ -271,15 +271,15 @@ class Deployer:
         if not rollback or self.manifest.rollback == "off":
             message = f"{failure.reason}; rollback is off, so the service is left as it is"
             return self._finish(release, Outcome.LEFT_FAILED, ExitCode.NEEDS_HUMAN, message, probes)
-        self.say(f"{release.service}: rolling back to {_describe_split(plan.serving)}")
+        self.say(f"{release.service}: rolling back to {describe_split(plan.serving)}")
         try:
             probes += self._restore(plan.serving, candidate, plan.live)
         except Exception as exc:
-            message = f"{failure.reason}; the rollback failed too: {_failure(exc).reason}"
+            message = f"{failure.reason}; the rollback failed too: {as_failure(exc).reason}"
             return self._finish(
                 release, Outcome.ROLLBACK_FAILED, ExitCode.NEEDS_HUMAN, message, probes
             )
-        message = f"{failure.reason}; rolled back, serving {_describe_split(plan.serving)} again"
+        message = f"{failure.reason}; rolled back, serving {describe_split(plan.serving)} again"
         if not plan.serving:
             message = f"{failure.reason}; rolled back: nothing served before and nothing serves now"
         return self._finish(release, Outcome.ROLLED_BACK, ExitCode.ROLLED_BACK, message, probes)
@@ -296,20 +296,10 @@ class Deployer:
         serving = self.provider.read().traffic
         if serving != split:
             raise DeployFailed(
-                f"the service serves {_describe_split(serving)}, "
-                f"not {_describe_split(split)} as before"
+                f"the service serves {describe_split(serving)}, "
+                f"not {describe_split(split)} as before"
             )
         return self._probe(self._service_url(), "the restored service") if split else []
-
-    def _start_rollback(self, live: LiveService, releases: list[Release], target: str) -> Release:
-        """The record of a rollback to `target`, written before anything moves."""
-        return self._start_release(
-            "rollback",
-            live.traffic,
-            image=next((r.image for r in live.revisions if r.name == target), None),
-            owned=_owned(releases, target, live.owned),
-            revision=target,
-        )
 
     def _start_release(
         self,
@@ -362,114 +352,8 @@ class Deployer:
             message=message,
         )
 
-    # -- rollback on demand ------------------------------------------------------------------
 
-    def rollback(self, to: str | None) -> DeployResult:
-        """Serve an earlier revision again, whole, with its own probe and history entry; with no
-        `to`, an interrupted release is finished first: what served before it is put back."""
-        with self.history.lease(self.manifest.service):
-            releases = self.history.releases()
-            stuck = unfinished(releases)  # we hold the lease: its holder is gone
-            if stuck is not None and to is None:
-                return self._finish_interrupted(stuck, releases)
-            live = self.provider.read()
-            target = to or self._previous_revision()
-            known = {r.name for r in live.revisions}
-            if target not in known:
-                raise SafedeployError(
-                    f"{self.manifest.service} has no revision {target}",
-                    hint=f"choose one of: {', '.join(sorted(known)) or 'none'}",
-                )
-            release = self._start_rollback(live, releases, target)
-            probes: list[ProbeResult] = []
-            refused = self._probe_alone(Revision(target), probes)
-            if refused is not None:
-                message = (
-                    f"rollback to {target} refused: {refused}; nothing changed, "
-                    f"{_describe_split(live.traffic)} still serves"
-                )
-                return self._finish(release, Outcome.FAILED, ExitCode.FAILED, message, probes)
-            self.say(f"{self.manifest.service}: routing 100% to {target}")
-            try:
-                self.provider.route({target: 100})
-            except SafedeployError as exc:  # one call refused: nothing changed
-                self.history.save(release.finished(Outcome.FAILED, exc.what))
-                raise
-            try:
-                self.provider.retire(Revision(target))
-                probes += self._probe(self._service_url(), f"revision {target}")
-            except Exception as exc:
-                message = f"rollback to {target} failed: {_failure(exc).reason}"
-                return self._finish(
-                    release, Outcome.ROLLBACK_FAILED, ExitCode.NEEDS_HUMAN, message, probes
-                )
-            if stuck is not None:
-                message = f"interrupted; rollback {release.id} then served {target}"
-                self.history.save(stuck.finished(Outcome.ROLLED_BACK, message))
-            return self._finish(
-                release, Outcome.SUCCEEDED, ExitCode.OK, f"serving {target}", probes
-            )
-
-    def _probe_alone(self, revision: Revision, probes: list[ProbeResult]) -> str | None:
-        """Probe a revision on its own URL before it gets traffic; why it failed, or None.
-        A platform that cannot (App Runner) is said so, and the probe after routing decides."""
-        if not isinstance(self.provider, Previews):
-            self.say(
-                f"{self.manifest.service}: {self.manifest.platform} cannot serve {revision.name} "
-                "before routing to it, so it is probed after the switch"
-            )
-            return None
-        try:
-            alone = self.provider.preview(revision)
-            probes += self._probe(alone.url or "", f"revision {revision.name} before any traffic")
-        except Exception as exc:
-            try:
-                self.provider.discard(revision)  # its tag goes: nothing else was touched
-            except SafedeployError as again:
-                return f"{_failure(exc).reason} (and removing its tag failed: {again.what})"
-            return _failure(exc).reason
-        return None
-
-    def _finish_interrupted(self, stuck: Release, releases: list[Release]) -> DeployResult:
-        """Put back what served before an interrupted release, probe it, record both."""
-        split = stuck.traffic_before
-        if not split:
-            raise SafedeployError(
-                f"{interrupted_note(stuck)}, and nothing served before it",
-                hint="deploy again, or choose a revision with `rollback --to REVISION`",
-            )
-        live = self.provider.read()
-        target = max(split, key=lambda name: split[name])
-        release = self._start_rollback(live, releases, target)
-        self.say(
-            f"{self.manifest.service}: {interrupted_note(stuck)}; putting back "
-            f"{_describe_split(split)}"
-        )
-        probes: list[ProbeResult] = []
-        try:
-            probes += self._restore(split, Revision(stuck.revision) if stuck.revision else None)
-        except Exception as exc:
-            message = f"finishing release {stuck.id} failed: {_failure(exc).reason}"
-            return self._finish(
-                release, Outcome.ROLLBACK_FAILED, ExitCode.NEEDS_HUMAN, message, probes
-            )
-        done = f"interrupted; rollback {release.id} put back {_describe_split(split)}"
-        self.history.save(stuck.finished(Outcome.ROLLED_BACK, done))
-        message = f"finished interrupted release {stuck.id}: serving {_describe_split(split)}"
-        return self._finish(release, Outcome.SUCCEEDED, ExitCode.OK, message, probes)
-
-    def _previous_revision(self) -> str:
-        """The revision that served before the last release that succeeded."""
-        last = self.history.last_succeeded()
-        if last is not None and last.traffic_before:
-            return max(last.traffic_before, key=lambda name: last.traffic_before[name])
-        raise SafedeployError(
-            f"no earlier release of {self.manifest.service} to roll back to",
-            hint="name one with `--to REVISION` (see `safedeploy status`)",
-        )
-
-
-def _failure(exc: Exception) -> DeployFailed:
+def as_failure(exc: Exception) -> DeployFailed:
     if isinstance(exc, DeployFailed):
         return exc
     if isinstance(exc, Cancelled):
@@ -485,12 +369,5 @@ def interrupted_note(release: Release) -> str:
     return f"release {release.id} ({what}, {release.time}) was interrupted and never finished"
 
 
-def _owned(releases: Sequence[Release], revision: str, live: frozenset[str]) -> tuple[str, ...]:
-    """The names a revision's own release owned; else what the live service says."""
-    return next(
-        (r.owned for r in reversed(releases) if r.revision == revision), tuple(sorted(live))
-    )
-
-
-def _describe_split(split: dict[str, int]) -> str:
+def describe_split(split: dict[str, int]) -> str:
     return ", ".join(f"{name} {percent}%" for name, percent in split.items()) or "nothing"

@@ -19,6 +19,7 @@ from safedeploy.manifest import Manifest, ProbeSpec, Rollout
 from safedeploy.model import Fact, LiveService, Revision, ServiceSpec
 from safedeploy.probes import ProbeResult
 from safedeploy.providers.base import Candidate, Capabilities, Pending
+from safedeploy.rollback import Rollback
 
 
 class MemoryPlatform:
@@ -257,7 +258,7 @@ def test_canary_on_a_platform_without_traffic_split_is_a_plan_error(tmp_path: Pa
 def test_rollback_command_routes_to_the_revision_before_the_last_release(tmp_path: Path) -> None:
     platform = MemoryPlatform()
     first, history = run(tmp_path, platform, manifest(tmp_path))
-    deployer = Deployer(
+    deployer = Rollback(
         manifest(tmp_path), platform, history, say=lambda _: None, probe=platform.probe
     )
     result = deployer.rollback(None)
@@ -338,7 +339,7 @@ def test_deploy_goes_on_when_the_service_serves_what_it_served_before(tmp_path: 
 def test_rollback_finishes_an_interrupted_release(tmp_path: Path) -> None:
     platform = MemoryPlatform()
     history = interrupted(tmp_path, platform)
-    deployer = Deployer(
+    deployer = Rollback(
         manifest(tmp_path), platform, history, say=lambda _: None, probe=platform.probe
     )
     result = deployer.rollback(None)
