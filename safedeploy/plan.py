@@ -117,31 +117,17 @@ def _managed_fields(spec: ServiceSpec | None) -> dict[str, Any]:
 def field_changes(
     before: ServiceSpec | None, after: ServiceSpec, templates: Mapping[str, str] = {}
 ) -> tuple[FieldChange, ...]:
-    """Image, command and settings changes, from a structural diff of the two specs.
+    """Image, command and settings changes: each top-level field whose value differs.
 
     `templates` (manifest key -> value as written): a field a ${VAR} filled shows its template,
     and its live value is masked, as the last fill of the same template.
-
-    deepdiff is imported only when both sides have fields that differ: importing it costs more
-    than the rest of a plan, and a new service or an unchanged one has nothing to diff.
     """
     old, new = _managed_fields(before), _managed_fields(after)
-    if old == new:
-        return ()
-    # With one side empty, each field of the other is added or removed: nothing to diff.
-    names = _diff_names(old, new) if old and new else old.keys() | new.keys()
+    names = {name for name in old.keys() | new.keys() if old.get(name) != new.get(name)}
     return tuple(
         FieldChange(name, *_show_field(name, old.get(name), new.get(name), templates))
         for name in sorted(names)
     )
-
-
-def _diff_names(old: dict[str, Any], new: dict[str, Any]) -> set[str]:
-    """The top-level names under which a structural diff finds a difference."""
-    from deepdiff import DeepDiff
-
-    diff = DeepDiff(old, new, view="tree")
-    return {item.path(output_format="list")[0] for items in diff.values() for item in items}
 
 
 def _show_field(name: str, old: Any, new: Any, templates: Mapping[str, str]) -> tuple[Any, Any]:
