@@ -31,8 +31,7 @@ from safedeploy.errors import SafedeployError
 from safedeploy.history import who
 from safedeploy.history.s3 import S3History
 from safedeploy.model import ServiceSpec
-from safedeploy.providers import apprunner
-from safedeploy.providers.apprunner import records
+from safedeploy.providers import apprunner, records
 
 REPO = "123456789012.dkr.ecr.us-east-1.amazonaws.com/notify-api"
 ROLE = "arn:aws:iam::123456789012:role/notify-api-instance"

@@ -1,5 +1,6 @@
-"""Recorded configurations: App Runner has no revisions, so each release's configuration is
-kept in the history store, under the revision name the core gave it.
+"""Recorded configurations, for the platforms that run one configuration at a time (App Runner,
+ECS Express): each release's configuration is kept in the history store, under the revision
+name the core gave it, so that a rollback can send it again.
 
 A sensitive plain value is recorded only as the fact that it was there (no value, no digest),
 so a rollback that sends a recorded configuration again takes each such value from the live

@@ -3,7 +3,7 @@
 from safedeploy.providers.apprunner.client import OPERATION_TIMEOUT, POLL_INTERVAL
 from safedeploy.providers.apprunner.mapping import service_url
 from safedeploy.providers.apprunner.provider import AppRunnerProvider, describe
-from safedeploy.providers.apprunner.records import Revisions
+from safedeploy.providers.records import Revisions
 
 __all__ = [
     "OPERATION_TIMEOUT",

@@ -15,7 +15,8 @@ from safedeploy.aws import Clients, secret_exists
 from safedeploy.cancel import NEVER, CancelToken
 from safedeploy.errors import SafedeployError, VersionMoved
 from safedeploy.model import Fact, LiveService, Revision, ServiceSpec
-from safedeploy.providers.apprunner import checks, mapping, records
+from safedeploy.providers import records
+from safedeploy.providers.apprunner import checks, mapping
 from safedeploy.providers.apprunner.client import (
     OPERATION_TIMEOUT,
     POLL_INTERVAL,
@@ -25,8 +26,8 @@ from safedeploy.providers.apprunner.client import (
     holder,
     when,
 )
-from safedeploy.providers.apprunner.records import Revisions
 from safedeploy.providers.base import Candidate, Capabilities, Pending
+from safedeploy.providers.records import Revisions
 
 ABSENT = "absent"  # the fingerprint of a service that does not exist
 

@@ -16,8 +16,7 @@ from safedeploy.aws import Clients, secret_exists
 from safedeploy.cancel import NEVER, CancelToken
 from safedeploy.errors import SafedeployError, Unrecoverable, VersionMoved
 from safedeploy.model import Fact, LiveService, Revision, ServiceSpec
-from safedeploy.providers.apprunner import records
-from safedeploy.providers.apprunner.records import Revisions
+from safedeploy.providers import records
 from safedeploy.providers.base import Candidate, Capabilities, Pending
 from safedeploy.providers.ecs_express import checks, mapping
 from safedeploy.providers.ecs_express.client import (
@@ -33,6 +32,7 @@ from safedeploy.providers.ecs_express.client import (
     short,
     when,
 )
+from safedeploy.providers.records import Revisions
 
 ABSENT = "absent"  # the fingerprint of a service that does not exist
 
