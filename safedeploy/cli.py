@@ -384,6 +384,30 @@ def import_(
 
 
 @cli.command()
+@click.argument("manifest", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--cluster", default="default", show_default=True, help="The ECS cluster.")
+@click.pass_obj
+def migrate(session: Session, manifest: Path, cluster: str) -> None:
+    """Print an ECS Express manifest for an App Runner one and its live service."""
+    from safedeploy.manifest import AS_TEMPLATE, load_manifest
+    from safedeploy.migrate import ecs_express_manifest
+    from safedeploy.providers.apprunner.client import AppRunnerApi
+    from safedeploy.yaml_lines import read_yaml
+
+    loaded = load_manifest(manifest, unset_ok=AS_TEMPLATE)
+    # load_manifest refuses an apprunner manifest without a region.
+    api = AppRunnerApi(loaded.service, str(loaded.region), session.context(None).aws())
+    described = api.describe()
+    written, _ = read_yaml(manifest)
+    text, notes = ecs_express_manifest(
+        loaded, written, described.service if described else None, cluster
+    )
+    for note in notes:
+        session.say(f"{loaded.service}: not migrated: {note}")
+    session.echo(text, nl=False)
+
+
+@cli.command()
 @click.argument(
     "script", type=click.Path(exists=True, dir_okay=False, allow_dash=True, path_type=Path)
 )

@@ -311,3 +311,72 @@ def test_import_writes_a_manifest_that_plans_to_no_changes(aws: Aws) -> None:
         "import", "--platform", "ecs-express", "--region", "us-east-1", "--service", "nope"
     )
     assert missing.code == 1 and "no ECS Express service nope" in missing.err
+
+
+def test_migrate_turns_an_app_runner_service_into_an_ecs_express_one(
+    aws: Aws, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fakes.apprunner import FakeAppRunner
+
+    with FakeAppRunner(operation_polls=0) as apprunner:
+        monkeypatch.setenv("AWS_ENDPOINT_URL_APPRUNNER", apprunner.endpoint)
+        role = "arn:aws:iam::123456789012:role/web-instance"
+        boto3.client("apprunner", region_name="us-east-1").create_service(
+            ServiceName="web-api",
+            SourceConfiguration={
+                "ImageRepository": {
+                    "ImageIdentifier": f"{REPO}:v1",
+                    "ImageRepositoryType": "ECR",
+                    "ImageConfiguration": {
+                        "RuntimeEnvironmentVariables": {e["name"]: e["value"] for e in LIVE_ENV},
+                        "RuntimeEnvironmentSecrets": {"CLERK_SECRET_KEY": aws.secret},
+                        "StartCommand": "gunicorn app:app",
+                        "Port": "8080",
+                    },
+                },
+                "AutoDeploymentsEnabled": True,
+                "AuthenticationConfiguration": {
+                    "AccessRoleArn": "arn:aws:iam::123456789012:role/ecr-access"
+                },
+            },
+            InstanceConfiguration={"Cpu": "1 vCPU", "Memory": "2 GB", "InstanceRoleArn": role},
+            HealthCheckConfiguration={"Protocol": "HTTP", "Path": "/health"},
+        )
+        path = aws.root / "web.yaml"
+        path.write_text(
+            "service: web-api\nplatform: apprunner\nregion: us-east-1\n"
+            f"image: {REPO}:${{TAG}}\nenv:\n  LOG_LEVEL: debug\n"
+            f"secrets:\n  CLERK_SECRET_KEY: {aws.secret}\n"
+            "settings:\n  cpu: 1 vCPU\n  egress: DEFAULT\n"
+            "  access_role: arn:aws:iam::123456789012:role/ecr-access\n" + PROBES
+        )
+        done = aws.run("migrate", str(path))
+    assert done.code == 0, done.err
+    for setting in (
+        "settings.egress",
+        "settings.access_role",
+        "SourceConfiguration.AutoDeploymentsEnabled",
+    ):
+        assert f"not migrated: {setting}" in done.err
+        assert f"# not migrated: {setting}" in done.out
+    assert "STRIPE_SECRET_KEY: the live value looks like a credential" in done.err
+    migrated = aws.root / "ecs.yaml"
+    migrated.write_text(done.out)
+
+    deployed = aws.run("deploy", str(migrated), "--yes", "--var", "TAG=v1")
+    assert deployed.code == 0, deployed.err
+    (create,) = aws.fake.calls("CreateExpressGatewayService")
+    assert create.body["taskRoleArn"] == role
+    assert create.body["cpu"] == "1024" and create.body["memory"] == "2048"
+    assert create.body["healthCheckPath"] == "/health"
+    container = create.body["primaryContainer"]
+    assert container["image"] == f"{REPO}:v1"
+    assert container["command"] == ["gunicorn", "app:app"]
+    assert container["containerPort"] == 8080
+    assert {e["name"] for e in container["environment"]} == {
+        "DATABASE_URL",
+        "LOG_LEVEL",
+        "FEATURE_SMS",
+    }
+    assert container["secrets"] == [{"name": "CLERK_SECRET_KEY", "valueFrom": aws.secret}]
+    assert aws.run("plan", str(migrated), "--var", "TAG=v1", "--detailed-exitcode").code == 0
