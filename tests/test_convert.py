@@ -135,12 +135,10 @@ def test_apprunner_create_service_from_a_file_with_the_default_region(tmp_path: 
     assert converted.service == "notify-worker"
     assert "region: ${AWS_REGION}  # the AWS CLI's default region" in converted.yaml
     assert "export AWS_PROFILE=prod" in converted.yaml
-    assert converted.not_understood == (
-        "--source-configuration AuthenticationConfiguration.AccessRoleArn="
-        "arn:aws:iam::123456789012:role/apprunner-ecr (line 1)",
-    )
+    assert converted.not_understood == ()
     manifest = load(converted, tmp_path, AWS_REGION="eu-west-1")
     assert manifest.region == "eu-west-1"
+    assert manifest.settings.access_role == "arn:aws:iam::123456789012:role/apprunner-ecr"
     assert manifest.command == ["python", "-m", "worker", "--queue", "sms"]
     # `$` means nothing in a JSON file: the text stays as written.
     assert manifest.env == {"GREETING_TEMPLATE": "Hello ${name}", "QUEUE": "sms"}
@@ -285,13 +283,13 @@ def test_env_vars_file_is_read_beside_the_script(tmp_path: Path) -> None:
 def test_unknown_flags_and_arguments_are_listed_never_dropped() -> None:
     converted = one(
         "gcloud run deploy api extra --image i --no-cpu-throttling "
-        "--execution-environment gen2 --concurrency default --clear-env-vars --image"
+        "--execution-environment gen2 --concurrency default --clear-vpc-connector --image"
     )
     expected = (
         "--no-cpu-throttling (line 1)",
         "--execution-environment=gen2 (line 1)",
         "--concurrency=default (line 1)",
-        "--clear-env-vars (line 1)",
+        "--clear-vpc-connector (line 1)",
         "--image (line 1)",
         "the argument extra (line 1)",
     )

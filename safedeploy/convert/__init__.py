@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from safedeploy.convert import aws, gcloud
-from safedeploy.convert.draft import Script
-from safedeploy.convert.render import render
+from safedeploy.convert.draft import Draft, Script
+from safedeploy.convert.render import converted_from, render
 from safedeploy.convert.shell import ShellText, parse_flags, split, without_redirections
 from safedeploy.errors import SafedeployError, location
 
@@ -43,14 +43,14 @@ def convert_script(text: str, base_dir: Path, source: str = "stdin") -> list[Con
             raise SafedeployError(
                 f"cannot read this command: {exc}", where=location(source, line)
             ) from None
-        _read(script, line, without_redirections(words))
+        read_deploy(script, line, without_redirections(words))
     taken: set[str] = set()
     return [
         ConvertedManifest(
             service=draft.service,
             platform=draft.platform,
             filename=_filename(draft.service, taken),
-            yaml=render(draft, source),
+            yaml=render(draft, converted_from(draft, source)),
             not_understood=tuple(draft.unknown),
         )
         for draft in script.drafts
@@ -91,11 +91,11 @@ def write_manifests(manifests: list[ConvertedManifest], out_dir: Path) -> list[P
     return paths
 
 
-def _read(script: Script, line: int, words: list[str]) -> None:
-    """Fold one command into its service's draft, when it is a deploy command."""
+def read_deploy(script: Script, line: int, words: list[str]) -> Draft | None:
+    """Fold one command into its service's draft, when it is a deploy command: that draft."""
     tools = [i for i, w in enumerate(words) if w.rpartition("/")[2] in ("gcloud", "aws")]
     if not tools:
-        return
+        return None
     tool = words[tools[0]].rpartition("/")[2]
     positionals, flags = parse_flags(
         words[tools[0] + 1 :], aws.LISTS if tool == "aws" else frozenset()
@@ -105,7 +105,7 @@ def _read(script: Script, line: int, words: list[str]) -> None:
     verbs = gcloud.VERBS if tool == "gcloud" else aws.VERBS
     verb = next((v for v in verbs if positionals[: len(v)] == v), None)
     if verb is None:
-        return
+        return None
     rest = positionals[len(verb) :]
     if tool == "gcloud":
         draft = gcloud.read(script, line, rest[0] if rest else None, flags)
@@ -117,6 +117,7 @@ def _read(script: Script, line: int, words: list[str]) -> None:
     for variable, remark in script.shell.remarks:
         draft.note(remark, variable)
     script.shell.remarks.clear()
+    return draft
 
 
 def _filename(service: str, taken: set[str]) -> str:

@@ -120,6 +120,9 @@ def _source(script: Script, draft: Draft, value: str) -> None:
         if image is not None:
             draft.image = script.shell.text(image, "IMAGE")
         _pop(data, ("ImageRepository", "ImageRepositoryType"), str)  # follows from the image
+        role = _pop(data, ("AuthenticationConfiguration", "AccessRoleArn"), str)
+        if role is not None:
+            draft.settings["access_role"] = script.shell.text(role, "access_role")
         repository = data.get("ImageRepository")
         config = repository.get("ImageConfiguration") if isinstance(repository, dict) else None
         if isinstance(config, dict):
@@ -131,8 +134,9 @@ def _image_configuration(script: Script, draft: Draft, config: dict[str, Any], o
     """Variables, secrets, port and start command: what App Runner replaces all at once. What
     is carried is taken out of `config`; what stays is listed."""
     text = script.shell.text
-    draft.replace_env("ImageConfiguration (in --source-configuration)")
-    draft.secrets.clear()
+    what = "ImageConfiguration (in --source-configuration)"
+    draft.replace_env(what)
+    draft.replace_secrets(what)
     variables = config.get("RuntimeEnvironmentVariables")
     if isinstance(variables, dict):
         for name, raw in list(variables.items()):

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from safedeploy.convert.shell import ShellText, hidden
+from safedeploy.convert.shell import PLACEHOLDER, ShellText, hidden
 from safedeploy.redact import is_sensitive_name
 
 _PUBLIC_MARKERS = ("PUBLIC", "PUBLISHABLE")  # names public by design, as lint's SD104 has it
@@ -14,9 +14,11 @@ _PUBLIC_MARKERS = ("PUBLIC", "PUBLISHABLE")  # names public by design, as lint's
 
 @dataclass(frozen=True)
 class Held:
-    """A credential the script passed in plain text: the manifest names a secret to create."""
+    """A credential the script passed in plain text: the manifest names a secret to create.
+    `text` is the value as manifest text, for `exec`, which deploys it; convert never writes it."""
 
     reason: str
+    text: str = field(repr=False)
 
 
 @dataclass
@@ -36,6 +38,8 @@ class Draft:
     settings: dict[str, Any] = field(default_factory=dict)
     notes: list[tuple[str | None, str]] = field(default_factory=list)  # (about variable, text)
     unknown: list[str] = field(default_factory=list)
+    # "env" or "secrets" -> what replaced every live one of that kind (`--set-env-vars`, ...)
+    replaced: dict[str, str] = field(default_factory=dict)
 
     def note(self, text: str, variable: str | None = None) -> None:
         """A remark for the header; one about a variable shows only if the manifest uses it."""
@@ -47,15 +51,17 @@ class Draft:
     def set_env(self, name: str, value: str, origin: str) -> None:
         """A plain value, unless it may be a credential: then a secret to create, and no value.
 
-        `password=` inside a DSN counts, since a manifest is committed where many can read it.
+        `password=` inside a DSN counts, since a manifest is committed where many can read it;
+        a ${VAR} in it does not, as lint's SD104 has it: that part comes from outside.
         """
         self._declare(name)
         sensitive = is_sensitive_name(name) and not any(m in name.upper() for m in _PUBLIC_MARKERS)
-        if not (hidden(value) or (sensitive and value)):
+        if not (hidden(PLACEHOLDER.sub("", value)) or (sensitive and value)):
             self.env[name] = value
             return
         then = "name it here" if self.platform == "cloudrun" else "put its ARN here"
-        self.env[name] = Held(f"SD104: was a plain value in {origin}; create the secret and {then}")
+        reason = f"SD104: was a plain value in {origin}; create the secret and {then}"
+        self.env[name] = Held(reason, value)
 
     def set_secret(self, name: str, secret: str, version: str) -> None:
         self._declare(name)
@@ -68,10 +74,16 @@ class Draft:
     def replace_env(self, what: str) -> None:
         """--set-env-vars and its kin replace every variable: the trap safedeploy exists for."""
         self.env.clear()
+        self.replaced["env"] = what
         self.note(
             f"{what} replaces every variable; safedeploy keeps the live ones this manifest "
             "does not name (unmanaged: keep) and shows them in the plan"
         )
+
+    def replace_secrets(self, what: str) -> None:
+        """--set-secrets and its kin replace every secret, as --set-env-vars does plain values."""
+        self.secrets.clear()
+        self.replaced["secrets"] = what
 
     def _declare(self, name: str) -> None:
         """A name is an env var or a secret, never both, and never also removed."""

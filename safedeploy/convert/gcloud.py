@@ -94,6 +94,10 @@ def _flag(script: Script, draft: Draft, flag: str, value: str | None) -> bool:
         case ("--remove-env-vars" | "--remove-secrets", str()):
             for name in _items(value):
                 draft.drop(name)
+        case ("--clear-env-vars", None):
+            draft.replace_env(flag)
+        case ("--clear-secrets", None):
+            draft.replace_secrets(flag)
         case ("--labels", str()):
             labels = _labels(script, value)
             if labels is None:
@@ -158,7 +162,7 @@ def _secrets(script: Script, draft: Draft, flag: str, value: str) -> None:
     """`NAME=SECRET:VERSION` items; a secret mounted as a file has no manifest form."""
     shell = script.shell
     if flag == "--set-secrets":
-        draft.secrets.clear()
+        draft.replace_secrets(flag)
     for item in _items(value):
         name, equals, reference = item.partition("=")
         secret, colon, version = reference.rpartition(":")

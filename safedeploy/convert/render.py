@@ -26,8 +26,16 @@ _PROBE_STUB = [
 ]
 
 
-def render(draft: Draft, source: str) -> str:
-    """The manifest's text, with a header that says where it came from and what is left to do."""
+def converted_from(draft: Draft, source: str) -> str:
+    """The header's first line for a manifest convert made from a script's lines."""
+    lines = list(dict.fromkeys(draft.lines))
+    where = f"line{'s' if len(lines) > 1 else ''} {', '.join(map(str, lines))}"
+    return f"Converted by `safedeploy convert` from {source} ({where})."
+
+
+def render(draft: Draft, origin: str) -> str:
+    """The manifest's text, with a header that says where it came from (`origin`, its first
+    line) and what is left to do."""
     body = [f"service: {_scalar(draft.service)}", f"platform: {draft.platform}"]
     if draft.platform == "cloudrun":
         body.append(_field("project", draft.project, "project"))
@@ -50,10 +58,8 @@ def render(draft: Draft, source: str) -> str:
     body += _block("settings", [f"{k}: {_setting(v)}" for k, v in _settings(draft).items()])
     body += _PROBE_STUB
 
-    lines = list(dict.fromkeys(draft.lines))
-    where = f"line{'s' if len(lines) > 1 else ''} {', '.join(map(str, lines))}"
     header = [
-        f"# Converted by `safedeploy convert` from {source} ({where}).",
+        f"# {origin}",
         "# Review it, fill in each TODO, then `safedeploy plan` shows what a deploy would change.",
     ]
     variables = dict.fromkeys(PLACEHOLDER.findall("\n".join(body)))
