@@ -19,8 +19,6 @@ from typing import (
     Union,
     get_args,
     get_origin,
-    get_type_hints,
-    is_typeddict,
 )
 
 import msgspec
@@ -106,8 +104,7 @@ def _problem(exc: msgspec.ValidationError, data: dict[str, Any]) -> Problem:
         return Problem(key, f"missing required key `{name}`", f"add `{name}:`")
     key, value = ".".join(parts), _value_at(data, parts)
     if match["what"].startswith("Invalid enum value"):
-        choices = _choices(_type_at(parts))
-        return Problem(key, f"expected {choices}" if choices else "not a value it takes", _ANY_HINT)
+        return Problem(key, f"expected {_choices(_type_at(parts))}", _ANY_HINT)
     expected = re.fullmatch(_EXPECTED, match["what"])
     if expected is None:
         return Problem(key, "not a value it takes", _ANY_HINT)
@@ -222,8 +219,6 @@ def _type_at(parts: list[str]) -> Any:
         held = _bare(held)
         if isinstance(held, type) and issubclass(held, msgspec.Struct):
             held = {f.encode_name: f.type for f in msgspec.structs.fields(held)}.get(part)
-        elif is_typeddict(held):
-            held = get_type_hints(held, include_extras=True).get(part)
         else:  # list[X] and dict[str, X] hold X
             held = (get_args(held) or (None,))[-1]
         if held is None:
