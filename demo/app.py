@@ -1,7 +1,9 @@
 """The demo service: a tiny HTTP app that reports its revision and breaks on request.
 
-`/health` answers 500 when BREAK_HEALTH=1, which is how the demo's third deploy fails its
-probe. It prints which variables it sees, never their values.
+`/health` answers 500 when BREAK_HEALTH=1, which is how a deploy fails its probe. With
+FEATURES=payments it needs PAYMENTS_API_KEY and stops at start without it, as an app does when
+a deploy forgot a secret: the demo's broken deploy, and its "why". It prints which variables
+it sees, never their values.
 """
 
 import json
@@ -39,6 +41,8 @@ class Handler(BaseHTTPRequestHandler):
 
 
 if __name__ == "__main__":
+    if "payments" in os.environ.get("FEATURES", "").split(","):
+        payments = os.environ["PAYMENTS_API_KEY"]  # a KeyError when the deploy did not set it
     port = int(os.environ["PORT"])
     print(f"demo app {os.environ.get('K_REVISION')} listening on 127.0.0.1:{port}", flush=True)
     ThreadingHTTPServer(("127.0.0.1", port), Handler).serve_forever()

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 
 from safedeploy.cancel import NEVER, Cancelled, CancelToken
+from safedeploy.diagnosis import Explanation, Sent, gather
 from safedeploy.errors import ExitCode, SafedeployError, Unrecoverable
 from safedeploy.history import (
     HistoryStore,
@@ -51,6 +52,7 @@ class DeployResult:
     traffic_after: dict[str, int] = field(default_factory=dict)
     probes: tuple[ProbeResult, ...] = ()
     message: str | None = None
+    diagnosis: Explanation | None = None  # why it failed, on exit 3 and 4
 
 
 class DeployFailed(Exception):
@@ -263,26 +265,29 @@ class Deployer:
         rollback: bool,
     ) -> DeployResult:
         self.say(f"{release.service}: deploy failed: {failure.reason}")
+        outcome, code = Outcome.ROLLBACK_FAILED, ExitCode.NEEDS_HUMAN
         if failure.needs_human:
             message = f"{failure.reason}; the platform could not restore the service"
-            return self._finish(
-                release, Outcome.ROLLBACK_FAILED, ExitCode.NEEDS_HUMAN, message, probes
-            )
-        if not rollback or self.manifest.rollback == "off":
+        elif not rollback or self.manifest.rollback == "off":
+            outcome = Outcome.LEFT_FAILED
             message = f"{failure.reason}; rollback is off, so the service is left as it is"
-            return self._finish(release, Outcome.LEFT_FAILED, ExitCode.NEEDS_HUMAN, message, probes)
-        self.say(f"{release.service}: rolling back to {describe_split(plan.serving)}")
-        try:
-            probes += self._restore(plan.serving, candidate, plan.live)
-        except Exception as exc:
-            message = f"{failure.reason}; the rollback failed too: {as_failure(exc).reason}"
-            return self._finish(
-                release, Outcome.ROLLBACK_FAILED, ExitCode.NEEDS_HUMAN, message, probes
-            )
-        message = f"{failure.reason}; rolled back, serving {describe_split(plan.serving)} again"
-        if not plan.serving:
-            message = f"{failure.reason}; rolled back: nothing served before and nothing serves now"
-        return self._finish(release, Outcome.ROLLED_BACK, ExitCode.ROLLED_BACK, message, probes)
+        else:
+            self.say(f"{release.service}: rolling back to {describe_split(plan.serving)}")
+            try:
+                probes += self._restore(plan.serving, candidate, plan.live)
+            except Exception as exc:
+                message = f"{failure.reason}; the rollback failed too: {as_failure(exc).reason}"
+            else:
+                outcome, code = Outcome.ROLLED_BACK, ExitCode.ROLLED_BACK
+                message = f"{failure.reason}; " + (
+                    f"rolled back, serving {describe_split(plan.serving)} again"
+                    if plan.serving
+                    else "rolled back: nothing served before and nothing serves now"
+                )
+        sent = Sent.of(plan.target, plan.live)
+        since = datetime.fromisoformat(release.time)
+        why = gather(self.provider, candidate.name, since, sent, probes, self.cancel)
+        return self._finish(release, outcome, code, message, probes, why)
 
     def _restore(
         self, split: dict[str, int], candidate: Revision | None, served: ServiceSpec | None = None
@@ -333,10 +338,14 @@ class Deployer:
         code: ExitCode,
         message: str | None,
         probes: list[ProbeResult],
+        why: Explanation | None = None,
     ) -> DeployResult:
-        """Record the outcome and say what serves now."""
+        """Record the outcome (and why it failed) and say what serves now."""
+        diagnosis = None if why is None else asdict(why)
         self.history.save(
-            release.finished(outcome, message, probes=tuple(asdict(p) for p in probes))
+            release.finished(
+                outcome, message, probes=tuple(asdict(p) for p in probes), diagnosis=diagnosis
+            )
         )
         after = self.provider.read()
         return DeployResult(
@@ -350,6 +359,7 @@ class Deployer:
             traffic_after=after.traffic,
             probes=tuple(probes),
             message=message,
+            diagnosis=why,
         )
 
 

@@ -105,3 +105,43 @@ class Fact:
     key: str | None  # the manifest key: "secrets.NAME", "env.NAME", "settings.cpu", "image"
     detail: str  # what was found, in the platform's terms (never a value)
     remedy: str | None = None  # the platform's own way to fix it (a gcloud/aws command)
+
+
+@dataclass(frozen=True)
+class Condition:
+    """A platform's own status of a revision (Cloud Run's `ContainerHealthy`, `Ready`)."""
+
+    type: str
+    state: str | None = None  # as the platform says it: CONDITION_FAILED, False, ...
+    reason: str | None = None
+    message: str | None = None  # untrusted text: the core cleans it before showing it
+
+
+@dataclass(frozen=True)
+class LogLine:
+    """One line a revision wrote, as the platform stored it; untrusted text."""
+
+    time: str | None  # ISO 8601 when the platform keeps one
+    severity: str | None  # the platform's word (ERROR, WARNING, ...); None when it keeps none
+    text: str
+
+
+@dataclass(frozen=True)
+class Unread:
+    """What a provider could not read, and what reading it needs (a permission, an API)."""
+
+    what: str  # "Cloud Logging entries of revision api-0001"
+    needs: str  # "logging.logEntries.list (roles/logging.viewer)"
+    detail: str  # what the platform answered, in its terms (never a value)
+
+
+@dataclass(frozen=True)
+class Diagnosis:
+    """What a platform recorded about a revision that failed: facts only, no verdict."""
+
+    source: str  # where it was read: "Cloud Run + Cloud Logging", "local process"
+    revision: str
+    status: str | None = None  # the operation's error or the process's exit, as reported
+    conditions: tuple[Condition, ...] = ()
+    lines: tuple[LogLine, ...] = ()  # oldest first
+    unread: tuple[Unread, ...] = ()

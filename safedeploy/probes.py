@@ -1,6 +1,8 @@
 """HTTP smoke probes against a revision: spec in, results as data out.
 
-Errors name what was checked, never what came back: bodies and headers can hold secrets.
+Errors name what was checked, never what came back: bodies and headers can hold secrets. A failed
+probe keeps the start of the body it got, cleaned as untrusted text (`untrusted.clean`), since an
+app's 500 often says what is missing.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from safedeploy.manifest import Expect, ProbeSpec
+from safedeploy.untrusted import clean
 
 OnAttempt = Callable[[ProbeSpec, int, str | None], None]  # probe, attempt number, why it failed
 
@@ -22,6 +25,7 @@ if TYPE_CHECKING:  # imported where probes run: most commands never probe, and i
 # Real sleeps overshoot; a request must never get a zero or negative timeout.
 _MIN_REQUEST_TIMEOUT = 0.1
 MAX_BODY = 1024 * 1024  # bytes of a body kept for the checks; the rest is read and dropped
+BODY_SHOWN = 200  # characters of a failed probe's body kept as evidence
 _CHUNK = 64 * 1024
 
 
@@ -36,6 +40,7 @@ class ProbeResult:
     elapsed_ms: float  # the whole probe, all attempts
     error: str | None  # why the last attempt failed; never a response body that could hold a secret
     method: str = "GET"
+    body: str | None = None  # the start of the last body when the probe failed, cleaned
 
 
 def run_probes(
@@ -94,7 +99,7 @@ def _run_probe(
     while True:
         attempts += 1
         timeout = max(deadline - clock(), _MIN_REQUEST_TIMEOUT)
-        status, latency_ms, error = _attempt(spec, url, http, timeout, pattern, clock)
+        status, latency_ms, error, body = _attempt(spec, url, http, timeout, pattern, clock)
         if on_attempt is not None:
             on_attempt(spec, attempts, error)
         if error is None:
@@ -120,6 +125,7 @@ def _run_probe(
         elapsed_ms=(clock() - start) * 1000,
         error=error,
         method=spec.method,
+        body=None if error is None else body,
     )
 
 
@@ -130,8 +136,8 @@ def _attempt(
     timeout: float,
     pattern: re.Pattern[str] | None,
     clock: Callable[[], float],
-) -> tuple[int | None, float | None, str | None]:
-    """One request: (status, latency in ms, why it failed or None).
+) -> tuple[int | None, float | None, str | None, str | None]:
+    """One request: (status, latency in ms, why it failed or None, the body's start, cleaned).
 
     `timeout` is wall-clock, body included: requests' own timeout bounds each read, so a
     server that trickles a byte a second would otherwise pass a 3-second probe after minutes.
@@ -150,16 +156,14 @@ def _attempt(
         ) as response:
             body = _read_body(response, began + timeout, clock)
     except requests.RequestException as exc:
-        return None, None, _request_error(exc, timeout)
+        return None, None, _request_error(exc, timeout), None
     if body is None:
-        return response.status_code, None, f"timed out after {timeout:.1f}s, body unfinished"
+        return response.status_code, None, f"timed out after {timeout:.1f}s, body unfinished", None
     latency = clock() - began
     text = body.decode(response.encoding or "utf-8", errors="replace")
-    return (
-        response.status_code,
-        latency * 1000,
-        _check(spec.expect, response, body, text, latency, pattern),
-    )
+    error = _check(spec.expect, response, body, text, latency, pattern)
+    shown = clean(text, BODY_SHOWN) if error is not None and text else None
+    return response.status_code, latency * 1000, error, shown
 
 
 def _read_body(

@@ -52,6 +52,7 @@ class Release:
     outcome: Outcome = Outcome.IN_PROGRESS
     message: str | None = None
     probes: tuple[dict[str, Any], ...] = field(default_factory=tuple)
+    diagnosis: dict[str, Any] | None = None  # why it failed: diagnosis.Explanation as a record
 
     def finished(self, outcome: Outcome, message: str | None = None, **changes: Any) -> Release:
         return replace(self, outcome=outcome, message=message, **changes)

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
 from safedeploy.cancel import NEVER, CancelToken
-from safedeploy.model import Fact, LiveService, Revision, ServiceSpec
+from safedeploy.model import Diagnosis, Fact, LiveService, Revision, ServiceSpec
 
 
 @dataclass(frozen=True)
@@ -102,4 +103,14 @@ class Validates(Protocol):
 
     def validate(self, candidate: Candidate) -> list[Fact]:
         """REFUSED facts for what the platform refuses in the update apply would send."""
+        ...
+
+
+@runtime_checkable
+class Diagnoses(Protocol):
+    """A provider that can report what the platform recorded about a failed revision: its
+    conditions, the operation's error and the revision's own log lines since `since`."""
+
+    def diagnose(self, revision: str, since: datetime, cancel: CancelToken) -> Diagnosis:
+        """Facts only; what could not be read goes in `unread`, never raised."""
         ...

@@ -23,11 +23,23 @@ from typing import Any
 from safedeploy.cancel import NEVER, CancelToken
 from safedeploy.errors import SafedeployError, VersionMoved
 from safedeploy.files import append_private, read_json, unreadable, write_private
-from safedeploy.model import EnvValue, Fact, LiveService, Problem, Revision, SecretRef, ServiceSpec
+from safedeploy.model import (
+    Diagnosis,
+    EnvValue,
+    Fact,
+    LiveService,
+    LogLine,
+    Problem,
+    Revision,
+    SecretRef,
+    ServiceSpec,
+    Unread,
+)
 from safedeploy.providers.base import Candidate, Capabilities, Pending
 from safedeploy.redact import Sensitive, reveal
 
 READY_TIMEOUT = 20.0
+LOG_TAIL = 64 * 1024  # bytes at the end of a revision's log read for a diagnosis
 STOP_TIMEOUT = 5.0
 
 
@@ -153,6 +165,9 @@ class LocalProvider:
         while time.monotonic() < deadline:
             code = process.poll() if process is not None else _exit_code(record["pid"])
             if code is not None:
+                state = self._load()
+                state["revisions"][name]["exited"] = code  # evidence for `diagnose`
+                self._save(state)
                 raise SafedeployError(
                     f"revision {name} exited with code {code} before it was ready",
                     where=str(self.folder / "logs" / f"{name}.log"),
@@ -205,6 +220,24 @@ class LocalProvider:
             self._save(state)
             return self._listening(revision.name, NEVER, process)
         return self._listening(revision.name, NEVER)
+
+    def diagnose(self, revision: str, since: datetime, cancel: CancelToken) -> Diagnosis:
+        """The process's exit code when it ended by itself, and the tail of its log."""
+        code = self._load()["revisions"].get(revision, {}).get("exited")
+        status = None if code is None else f"the process exited with code {code}"
+        path = self.folder / "logs" / f"{revision}.log"
+        try:
+            with path.open("rb") as log:
+                start = max(0, path.stat().st_size - LOG_TAIL)
+                log.seek(start)
+                text = log.read().decode("utf-8", errors="replace")
+            if start:  # the first line read is the end of a line cut in two
+                text = text.partition("\n")[2]
+        except OSError as exc:
+            unread = Unread(f"the log of {revision}", f"read access to {path}", str(exc.strerror))
+            return Diagnosis("local process", revision, status, unread=(unread,))
+        lines = tuple(LogLine(None, None, line) for line in text.splitlines() if line.strip())
+        return Diagnosis("local process", revision, status, lines=lines)
 
     def discard(self, candidate: Revision) -> None:
         state = self._load()

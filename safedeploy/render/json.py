@@ -57,6 +57,15 @@ The counts all three formats quote come from render/wording.py, so they agree.
       .probes[]             each probe: name, url, ok, attempts, status, latency_ms, elapsed_ms,
                             error, method
       .message              str | null: what failed, and what serves now
+      .diagnosis            object | null: why it failed (exit 3 and 4), every text cleaned:
+        .source             str: where it was read (Cloud Run + Cloud Logging, local process)
+        .revision           str: the failed revision
+        .status             str | null: the operation's error or the process's exit
+        .conditions[]       the platform's conditions: type, state, reason, message
+        .lines[]            the log lines that matter, oldest first: time, severity, text
+        .hints[]            key (the manifest key to change) and text (what to change)
+        .notes[]            str: what could not be read, and the permission or API it needs
+        .probe              str | null: the start of the failed probe's response body
 """
 
 from __future__ import annotations

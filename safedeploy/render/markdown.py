@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from safedeploy.lint import Finding
 from safedeploy.merge import Action
 from safedeploy.plan import Plan
+from safedeploy.render.why import why_markdown
 from safedeploy.render.wording import (
     ACTION,
     as_text,
@@ -157,4 +158,7 @@ def render_runs_markdown(runs: Sequence[ServiceRun]) -> str:
         first, *rest = str(run.result.message).splitlines()
         lines.append(f"- {_code(run.service)}: {visible(first)}")
         lines += [f"  {visible(line.strip())}" for line in rest]
+    for run in runs:
+        if run.result.diagnosis is not None:
+            lines += why_markdown(run.service, run.result.diagnosis)
     return "\n".join(lines)

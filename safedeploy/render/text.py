@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from safedeploy.lint import Finding, Severity
 from safedeploy.merge import Action, Decision
 from safedeploy.plan import FieldChange, Plan
+from safedeploy.render.why import why_text
 from safedeploy.render.wording import (
     ACTION,
     as_text,
@@ -134,8 +135,9 @@ def render_runs_text(runs: Sequence[ServiceRun]) -> str:
 
 
 def _note(run: ServiceRun) -> list[str]:
-    """`service: message`, its later lines (a hint) indented below."""
+    """`service: message`, its later lines (a hint) indented below, then why it failed."""
+    why = [] if run.result.diagnosis is None else why_text(run.service, run.result.diagnosis)
     if not run.result.message:
-        return []
+        return why
     first, *rest = run.result.message.splitlines()
-    return [visible(f"{run.service}: {first}"), *(f"  {visible(line)}" for line in rest)]
+    return [visible(f"{run.service}: {first}"), *(f"  {visible(line)}" for line in rest), *why]

@@ -1,0 +1,70 @@
+"""The "Why it failed" section: what the platform recorded about a failed revision, the lines
+that matter and the hints, as text and as a collapsed markdown block. Every text in an
+Explanation is already clean (diagnosis.explain); this only lays it out."""
+
+from __future__ import annotations
+
+import re
+
+from safedeploy.diagnosis import Explanation
+from safedeploy.model import LogLine
+
+
+def why_text(service: str, why: Explanation) -> list[str]:
+    """The section for a terminal or a log: a heading, then indented facts."""
+    lines = [f"Why {service} failed: revision {why.revision} ({why.source})"]
+    lines += [f"  hint: {h.key}: {_plain(h.text)}" for h in why.hints]
+    if why.status:
+        lines.append(f"  status: {why.status}")
+    lines += [
+        f"  condition {_condition(c.type, c.state, c.reason, c.message)}" for c in why.conditions
+    ]
+    if why.probe:
+        lines.append(f"  probe {why.probe}")
+    if why.lines:
+        lines.append(f"  log ({len(why.lines)} lines that matter, oldest first):")
+        lines += [f"    {_log(line)}" for line in why.lines]
+    lines += [f"  not read: {note}" for note in why.notes]
+    return lines
+
+
+def why_markdown(service: str, why: Explanation) -> list[str]:
+    """A collapsed <details> block; its summary carries the first hint, or the status."""
+    lead = why.hints[0].text if why.hints else why.status or f"revision {why.revision}"
+    lines = ["", f"<details><summary>Why {_html(service)} failed: {_html(lead)}</summary>", ""]
+    lines.append(f"Revision `{why.revision}`, read from {why.source}.")
+    if why.hints:
+        lines += ["", *(f"- **hint** `{h.key}`: {_html(h.text)}" for h in why.hints)]
+    facts = [f"status: {why.status}"] if why.status else []
+    facts += [
+        f"condition {_condition(c.type, c.state, c.reason, c.message)}" for c in why.conditions
+    ]
+    if why.probe:
+        facts.append(f"probe {why.probe}")
+    facts += [_log(line) for line in why.lines]
+    if facts:
+        fence = "`" * max(
+            3, 1 + max(len(run) for f in facts for run in re.findall("`+", f) or [""])
+        )
+        lines += ["", f"{fence}text", *facts, fence]
+    lines += ["", *(f"- not read: {_html(note)}" for note in why.notes)] if why.notes else []
+    return [*lines, "", "</details>"]
+
+
+def _condition(kind: str, state: str | None, reason: str | None, message: str | None) -> str:
+    head = " ".join(part for part in (kind, state, reason and f"({reason})") if part)
+    return f"{head}: {message}" if message else head
+
+
+def _log(line: LogLine) -> str:
+    return "  ".join(part for part in (line.time, line.severity, line.text) if part)
+
+
+def _plain(text: str) -> str:
+    """A hint's code spans read as plain quotes at a terminal."""
+    return text.replace("`", "")
+
+
+def _html(text: str) -> str:
+    """Text in markdown outside a code block: no tag or entity of its own."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
