@@ -58,6 +58,8 @@ def _run(fake: FakeCloudRun, folder: Path, *args: str) -> tuple[int, float, dict
     env = {
         "CLOUDSDK_API_ENDPOINT_OVERRIDES_RUN": fake.endpoint,
         "CLOUDSDK_API_ENDPOINT_OVERRIDES_SECRETMANAGER": fake.endpoint,
+        "CLOUDSDK_API_ENDPOINT_OVERRIDES_POLICYTROUBLESHOOTER": fake.endpoint,
+        "CLOUDSDK_API_ENDPOINT_OVERRIDES_CLOUDRESOURCEMANAGER": fake.endpoint,
         "CLOUDSDK_AUTH_ACCESS_TOKEN": "bench",
         "SAFEDEPLOY_CLOUDRUN_BACKOFF": "0.01",
         "SAFEDEPLOY_STATE_DIR": str(folder / "state"),
@@ -129,6 +131,8 @@ def cold_plan(folder: Path) -> dict[str, Any]:
             **os.environ,
             "CLOUDSDK_API_ENDPOINT_OVERRIDES_RUN": fake.endpoint,
             "CLOUDSDK_API_ENDPOINT_OVERRIDES_SECRETMANAGER": fake.endpoint,
+            "CLOUDSDK_API_ENDPOINT_OVERRIDES_POLICYTROUBLESHOOTER": fake.endpoint,
+            "CLOUDSDK_API_ENDPOINT_OVERRIDES_CLOUDRESOURCEMANAGER": fake.endpoint,
             "CLOUDSDK_AUTH_ACCESS_TOKEN": "bench",
         }
         argv = [sys.executable, "-m", "safedeploy", "plan", _manifest(folder, "2")]

@@ -65,6 +65,8 @@ def _deploy(fake: FakeCloudRun, folder: Path, *args: str) -> float:
         **os.environ,
         "CLOUDSDK_API_ENDPOINT_OVERRIDES_RUN": fake.endpoint,
         "CLOUDSDK_API_ENDPOINT_OVERRIDES_SECRETMANAGER": fake.endpoint,
+        "CLOUDSDK_API_ENDPOINT_OVERRIDES_POLICYTROUBLESHOOTER": fake.endpoint,
+        "CLOUDSDK_API_ENDPOINT_OVERRIDES_CLOUDRESOURCEMANAGER": fake.endpoint,
         "CLOUDSDK_AUTH_ACCESS_TOKEN": "bench",
         "SAFEDEPLOY_STATE_DIR": str(folder / "state"),
     }

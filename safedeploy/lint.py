@@ -131,12 +131,6 @@ RULES: dict[str, Rule] = {
             "enable it, or reference an enabled version",
         ),
         Rule(
-            "SD203",
-            _W,
-            "the service account has no grant on the secret itself",
-            "grant it roles/secretmanager.secretAccessor on the secret",
-        ),
-        Rule(
             "SD204",
             _W,
             "a secret, or who may read it, could not be checked",
@@ -149,6 +143,12 @@ RULES: dict[str, Rule] = {
             "fix the value the message names",
         ),
         Rule("SD206", _E, "a value Cloud Run cannot take", "use a value Cloud Run accepts"),
+        Rule(
+            "SD207",
+            _E,
+            "IAM proves the service's runtime account lacks a permission the service needs",
+            "grant the role the message names (its gcloud command follows the message)",
+        ),
         Rule(
             "SD301",
             _W,
@@ -176,7 +176,7 @@ RULES: dict[str, Rule] = {
 _FACT_CODES: dict[tuple[Problem, Platform | None], str] = {
     (Problem.SECRET_MISSING, None): "SD201",
     (Problem.SECRET_DISABLED, None): "SD202",
-    (Problem.NOT_GRANTED, None): "SD203",
+    (Problem.NOT_GRANTED, None): "SD207",
     (Problem.NOT_GRANTED, Platform.APPRUNNER): "SD302",
     (Problem.NOT_CHECKED, None): "SD204",
     (Problem.REFUSED, None): "SD205",

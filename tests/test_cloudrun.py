@@ -37,6 +37,8 @@ def provider(
     environ = {
         "CLOUDSDK_API_ENDPOINT_OVERRIDES_RUN": f"{fake.endpoint}/",
         "CLOUDSDK_API_ENDPOINT_OVERRIDES_SECRETMANAGER": f"{fake.endpoint}/",
+        "CLOUDSDK_API_ENDPOINT_OVERRIDES_POLICYTROUBLESHOOTER": f"{fake.endpoint}/",
+        "CLOUDSDK_API_ENDPOINT_OVERRIDES_CLOUDRESOURCEMANAGER": f"{fake.endpoint}/",
         "CLOUDSDK_AUTH_ACCESS_TOKEN": "test-token",
     }
     return CloudRunProvider(

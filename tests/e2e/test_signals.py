@@ -299,6 +299,8 @@ class Cloud:
             **os.environ,
             "CLOUDSDK_API_ENDPOINT_OVERRIDES_RUN": f"{self.fake.endpoint}/",
             "CLOUDSDK_API_ENDPOINT_OVERRIDES_SECRETMANAGER": f"{self.fake.endpoint}/",
+            "CLOUDSDK_API_ENDPOINT_OVERRIDES_POLICYTROUBLESHOOTER": f"{self.fake.endpoint}/",
+            "CLOUDSDK_API_ENDPOINT_OVERRIDES_CLOUDRESOURCEMANAGER": f"{self.fake.endpoint}/",
             "CLOUDSDK_AUTH_ACCESS_TOKEN": "test-token",
             "SAFEDEPLOY_CLOUDRUN_BACKOFF": "0.01",
             "SAFEDEPLOY_STATE_DIR": str(self.root / "state"),

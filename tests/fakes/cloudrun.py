@@ -38,8 +38,10 @@ Faithful to the real API (checked against the installed client and public report
   (FAILED_PRECONDITION; public logs show 13 INTERNAL before 2025). Traffic naming a revision
   that does not exist fails the same way, as reported for the real API.
 - Secret references are checked when a revision starts: a service account without
-  ``roles/secretmanager.secretAccessor`` on the secret, a missing secret or a version that is not
-  ENABLED fails the revision (reason SECRETS_ACCESS_CHECK_FAILED).
+  ``roles/secretmanager.secretAccessor`` on the secret or its project, a missing secret or a
+  version that is not ENABLED fails the revision (reason SECRETS_ACCESS_CHECK_FAILED).
+- Policy Troubleshooter v3 and Resource Manager ``projects.get`` are served too (``fake.iam``,
+  tests/fakes/iam.py), from the secrets' bindings and the grants a test sets.
 - Secret Manager: ``latest`` is the most recently created version, whatever its state; accessing a
   DISABLED or DESTROYED version is 400 FAILED_PRECONDITION; ``payload.data`` is base64.
 - Deleting a revision that serves traffic, or the latest one, is 400 FAILED_PRECONDITION.
@@ -85,6 +87,8 @@ from google.cloud import run_v2
 from google.protobuf import json_format
 from google.protobuf.message import Message
 
+from fakes.iam import FakeIam, IamError
+
 Json = dict[str, Any]
 
 # Canonical status -> HTTP status, as Google APIs map google.rpc.Code over REST.
@@ -112,6 +116,7 @@ _REVISION_TYPE = "type.googleapis.com/google.cloud.run.v2.Revision"
 _LATEST = "TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST"
 _BY_REVISION = "TRAFFIC_TARGET_ALLOCATION_TYPE_REVISION"
 _ACCESSOR_ROLE = "roles/secretmanager.secretAccessor"
+_ACCESS = "secretmanager.versions.access"
 _MUTATING_RPCS = frozenset({"CreateService", "UpdateService", "DeleteService", "DeleteRevision"})
 # Service fields only the server writes: a client that echoes them back in an update is ignored.
 _OUTPUT_ONLY = frozenset(
@@ -411,6 +416,7 @@ class FakeCloudRun:
         self._apps: list[tuple[str, App]] = []
         self._calls: list[CallRecord] = []
         self._listeners: dict[tuple[str, str], _AppServer] = {}
+        self.iam = FakeIam(self._secret_members)
         self._routes = self._route_table()
         self._api = _LoopbackServer(_ApiHandler, self)
         self.endpoint = self._api.url
@@ -577,6 +583,8 @@ class FakeCloudRun:
             ("GET", rf"{secret}:getIamPolicy", "GetIamPolicy", self._get_iam_policy),
             ("GET", version, "GetSecretVersion", self._get_secret_version),
             ("GET", rf"{version}:access", "AccessSecretVersion", self._access_secret_version),
+            ("POST", "/v3/iam:troubleshoot", "TroubleshootIamPolicy", _iam(self.iam.troubleshoot)),
+            ("GET", rf"/v3/projects/(?P<project>{seg})", "GetProject", _iam(self.iam.get_project)),
         ]
         return [(verb, re.compile(path), rpc, handler) for verb, path, rpc, handler in table]
 
@@ -1142,10 +1150,9 @@ class FakeCloudRun:
             secret if secret.startswith("projects/") else f"projects/{project}/secrets/{secret}"
         )
         version = ref.get("version") or "latest"
-        bindings = self._secret(secret_name).bindings
-        if bindings is not None and f"serviceAccount:{service_account}" not in bindings.get(
-            _ACCESSOR_ROLE, []
-        ):
+        self._secret(secret_name)
+        resource = f"//secretmanager.googleapis.com/{secret_name}"
+        if self.iam.access(service_account, resource, _ACCESS) != "CAN_ACCESS":
             raise ApiError(
                 "PERMISSION_DENIED",
                 f"Permission denied on secret: {secret_name}/versions/{version} for Revision "
@@ -1154,6 +1161,13 @@ class FakeCloudRun:
                 "project or higher level.",
             )
         return self._access(secret_name, version)[1].decode("utf-8", errors="replace")
+
+    def _secret_members(self, name: str, role: str) -> list[str] | None:
+        """The members `role` is bound to on secret `name`; None when it has no bindings set."""
+        secret = self._secrets.get(name)
+        if secret is None or secret.bindings is None:
+            return None
+        return secret.bindings.get(role, [])
 
     @staticmethod
     def _set_destroy_times(secret: _Secret) -> None:
@@ -1164,6 +1178,18 @@ class FakeCloudRun:
 
 
 # -- pure helpers ---------------------------------------------------------------------------
+
+
+def _iam(handler: Handler) -> Handler:
+    """An IAM handler whose errors are answered as every other API error is."""
+
+    def call(p: dict[str, str], query: dict[str, str], body: Json | None) -> Json:
+        try:
+            return handler(p, query, body)
+        except IamError as err:
+            raise ApiError(err.status, err.message) from err
+
+    return call
 
 
 def _now() -> str:

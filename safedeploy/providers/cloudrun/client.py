@@ -1,11 +1,11 @@
 """The Google SDK clients: endpoints and credentials as gcloud has them, retries, typed errors.
 
 - The SDKs are imported on first use: commands on other platforms never load them.
-- Endpoints and credentials follow gcloud: CLOUDSDK_API_ENDPOINT_OVERRIDES_RUN and
-  CLOUDSDK_API_ENDPOINT_OVERRIDES_SECRETMANAGER, CLOUDSDK_AUTH_ACCESS_TOKEN, else Application
-  Default Credentials. 429, 503, 504 and dropped connections are retried with backoff within a
-  bounded time (SAFEDEPLOY_CLOUDRUN_BACKOFF: the first wait in seconds); other errors surface
-  at once, with the API's message and the resource's name.
+- Endpoints and credentials follow gcloud: CLOUDSDK_API_ENDPOINT_OVERRIDES_RUN,
+  _SECRETMANAGER, _POLICYTROUBLESHOOTER and _CLOUDRESOURCEMANAGER, CLOUDSDK_AUTH_ACCESS_TOKEN,
+  else Application Default Credentials. 429, 503, 504 and dropped connections are retried with
+  backoff within a bounded time (SAFEDEPLOY_CLOUDRUN_BACKOFF: the first wait in seconds); other
+  errors surface at once, with the API's message and the resource's name.
 """
 
 from __future__ import annotations
@@ -25,6 +25,8 @@ from safedeploy.errors import SafedeployError, VersionMoved
 
 RUN_ENDPOINT = "CLOUDSDK_API_ENDPOINT_OVERRIDES_RUN"
 SECRETS_ENDPOINT = "CLOUDSDK_API_ENDPOINT_OVERRIDES_SECRETMANAGER"
+TROUBLESHOOTER_ENDPOINT = "CLOUDSDK_API_ENDPOINT_OVERRIDES_POLICYTROUBLESHOOTER"
+PROJECTS_ENDPOINT = "CLOUDSDK_API_ENDPOINT_OVERRIDES_CLOUDRESOURCEMANAGER"
 ACCESS_TOKEN = "CLOUDSDK_AUTH_ACCESS_TOKEN"
 BACKOFF = "SAFEDEPLOY_CLOUDRUN_BACKOFF"
 
@@ -120,6 +122,26 @@ class Google:
             transport="rest",
             credentials=self.credentials,
             client_options=self._options(SECRETS_ENDPOINT),
+        )
+
+    @cached_property
+    def troubleshooter(self) -> Any:
+        from google.cloud import policytroubleshooter_iam_v3
+
+        return policytroubleshooter_iam_v3.PolicyTroubleshooterClient(
+            transport="rest",
+            credentials=self.credentials,
+            client_options=self._options(TROUBLESHOOTER_ENDPOINT),
+        )
+
+    @cached_property
+    def projects(self) -> Any:
+        from google.cloud import resourcemanager_v3
+
+        return resourcemanager_v3.ProjectsClient(
+            transport="rest",
+            credentials=self.credentials,
+            client_options=self._options(PROJECTS_ENDPOINT),
         )
 
     @cached_property
