@@ -298,6 +298,27 @@ def history(
 @cli.command()
 @click.argument("manifest", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @manifest_inputs
+@click.option("--release", metavar="ID", help="[default: the last failed release]")
+@click.option("--format", "fmt", type=click.Choice(["text", "markdown", "json"]), default="text")
+@click.pass_obj
+def why(session: Session, /, manifest: Path, release: str | None, fmt: str, **given: Any) -> int:
+    """Say why the last failed release failed (exit 1 when none did)."""
+    from safedeploy.diagnosis import why_release
+    from safedeploy.manifest import FOR_READING
+    from safedeploy.render.why import render_why
+
+    context = session.context(given.pop("state_dir"))
+    (loaded,) = _load(session, [manifest], **given, unset_ok=FOR_READING)
+    releases = context.history(loaded).releases()
+    provider = context.provider(loaded, progress=session.waiting)
+    found = why_release(loaded, provider, releases, release, context.cancel)
+    session.echo(render_why(loaded.service, release, found, fmt))
+    return ExitCode.of(failed=found is None)
+
+
+@cli.command()
+@click.argument("manifest", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@manifest_inputs
 @click.pass_obj
 def status(
     session: Session,

@@ -16,6 +16,8 @@ from datetime import datetime
 from typing import Any
 
 from safedeploy.cancel import Cancelled, CancelToken
+from safedeploy.history import Outcome, Release
+from safedeploy.manifest import Manifest
 from safedeploy.model import Condition, Diagnosis, LogLine, SecretRef, ServiceSpec, Unread
 from safedeploy.probes import ProbeResult
 from safedeploy.providers.base import Diagnoses, Provider
@@ -103,6 +105,61 @@ class Explanation:
             notes=tuple(data.get("notes", ())),
             probe=data.get("probe"),
         )
+
+
+FAILED = (Outcome.FAILED, Outcome.ROLLED_BACK, Outcome.ROLLBACK_FAILED, Outcome.LEFT_FAILED)
+
+
+def failed_release(
+    releases: Sequence[Release], wanted: str | None = None
+) -> tuple[Release | None, Release | None]:
+    """The release `why` explains (`wanted`, else the last that failed) and the newest success
+    after it, if one followed."""
+    chosen = [r for r in releases if r.id == wanted or (wanted is None and r.outcome in FAILED)]
+    if not chosen:
+        return None, None
+    release = chosen[-1]
+    later = [r for r in releases if r.id > release.id and r.outcome is Outcome.SUCCEEDED]
+    return release, later[-1] if later else None
+
+
+@dataclass(frozen=True)
+class Recalled:
+    """What `why` found: the release, the success that followed it, and why it failed."""
+
+    release: Release
+    later: Release | None
+    why: Explanation | None
+
+
+def why_release(
+    manifest: Manifest,
+    provider: Provider,
+    releases: Sequence[Release],
+    wanted: str | None,
+    cancel: CancelToken,
+) -> Recalled | None:
+    """The release `why` explains, or None when there is none; hints compare the app's lines
+    with what the manifest declares and what runs now."""
+    release, later = failed_release(releases, wanted)
+    if release is None:
+        return None
+    desired, live = manifest.desired_spec(), provider.read().spec
+    sent = Sent({**(live.env if live else {}), **desired.env}, frozenset(), desired.settings)
+    return Recalled(release, later, recall(release, provider, sent, cancel))
+
+
+def recall(
+    release: Release, provider: Provider, sent: Sent, cancel: CancelToken
+) -> Explanation | None:
+    """What the release's record kept of why it failed, else what the platform still has."""
+    if release.diagnosis:
+        return Explanation.from_record(release.diagnosis)
+    if release.revision is None:
+        return None
+    probes = [ProbeResult(**p) for p in release.probes]
+    since = datetime.fromisoformat(release.time)
+    return gather(provider, release.revision, since, sent, probes, cancel)
 
 
 def gather(

@@ -1,41 +1,75 @@
-"""Release history kept on the Cloud Run service itself, so every machine (a fresh CI runner)
-sees it.
+"""Release history and the deploy lease kept on the Cloud Run service itself, so every machine (a
+fresh CI runner) sees them.
 
 A deploy records itself when it finishes, as JSON in the service annotation
 `safedeploy.dev/releases` (the last 20); until then its revision's `safedeploy.dev/release`
 annotation is the evidence, listed as in-progress. A deploy that failed before changing anything
-leaves no record. The lease is a local one (FolderHistory's): across machines, the etag of each
-write is what keeps two deploys from overwriting each other.
+leaves no record.
+
+The lease is the annotation `safedeploy.dev/lease` (holder, process, CI run, since, expiry),
+written against the etag just read, so of two runners exactly one takes it; the other fails
+before any write of its own. It is removed on every ending; one left by a killed run expires
+after longer than the longest deploy its manifest allows, and `safedeploy unlock` removes it
+sooner. A first deploy has no service to hold it yet: it takes the local lease instead, and two
+machines creating one service at once are told apart by the create itself (409).
 """
 
 from __future__ import annotations
 
 import json
-from contextlib import AbstractContextManager
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict
-from typing import Any
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+from uuid import uuid4
 
-from safedeploy.errors import SafedeployError, VersionMoved
-from safedeploy.history import HistoryStore, Outcome, Release, last_succeeded
+from safedeploy.errors import Busy, SafedeployError, VersionMoved
+from safedeploy.history import (
+    HistoryStore,
+    Outcome,
+    Release,
+    expired,
+    is_stale,
+    last_succeeded,
+    lease_holder,
+    new_lease,
+)
 from safedeploy.providers.cloudrun.client import Google, errors
 from safedeploy.providers.cloudrun.mapping import RELEASE, TRAFFIC_BEFORE
 from safedeploy.redact import scrub
 
+if TYPE_CHECKING:
+    from safedeploy.manifest import Manifest
+
 RELEASES = "safedeploy.dev/releases"
+LEASE = "safedeploy.dev/lease"
 KEEP_RELEASES = 20
 _MESSAGE_LIMIT = 500
 _WRITES = 3  # tries of a record's write when another write wins the etag
+_SLACK = timedelta(minutes=10)  # on top of the longest deploy: API calls between the waits
+
+
+def lease_ttl(manifest: Manifest, ready_timeout: float) -> timedelta:
+    """Longer than the longest deploy the manifest allows: the candidate and every canary step
+    each wait up to `ready_timeout` and run every probe to its timeout, then a last write."""
+    rounds = 1 + len(manifest.rollout.steps)
+    probes = sum(probe.timeout for probe in manifest.probes)
+    return timedelta(seconds=(rounds + 1) * ready_timeout + rounds * probes) + _SLACK
 
 
 class CloudRunHistory:
-    """Records in the annotations of `resource` (a Cloud Run service), read and written through
-    the provider's clients; the lease from `local`."""
+    """Records and the lease in the annotations of `resource` (a Cloud Run service), read and
+    written through the provider's clients; `local` holds the lease of a first deploy."""
 
-    def __init__(self, google: Google, resource: str, local: HistoryStore) -> None:
+    def __init__(
+        self, google: Google, resource: str, local: HistoryStore, lease_for: timedelta
+    ) -> None:
         self.google = google
         self.resource = resource
         self.service = resource.rsplit("/", 1)[-1]
         self.local = local
+        self.lease_for = lease_for
 
     def save(self, release: Release) -> Release:
         if release.outcome is not Outcome.IN_PROGRESS and release.revision is not None:
@@ -85,20 +119,100 @@ class CloudRunHistory:
     def last_succeeded(self) -> Release | None:
         return last_succeeded(self.releases())
 
-    def lease(self, service: str) -> AbstractContextManager[None]:
-        return self.local.lease(service)
+    @contextmanager
+    def lease(self, service: str) -> Iterator[None]:
+        """Hold the deploy lease on the service (the local one before it exists)."""
+        if self.google.service(self.resource) is None:
+            with self.local.lease(service):
+                yield
+            return
+        mine = {**new_lease(self.lease_for), "token": uuid4().hex}
+        self._take(service, mine)
+        try:
+            yield
+        finally:
+            self._release(mine)
+
+    def _take(self, service: str, mine: dict[str, Any]) -> None:
+        """Write the lease against the etag just read; a live one held by another names it."""
+        for _ in range(_WRITES):
+            live = self.google.existing(self.resource)
+            current = _lease_of(live)
+            if current is not None and not (expired(current) or is_stale(current)):
+                raise Busy(
+                    service,
+                    lease_holder(current),
+                    current.get("since"),
+                    where=self.resource,
+                    hint=f"wait for it to finish; if it was killed, `safedeploy unlock` releases "
+                    f"the lease (it expires at {current.get('expires')})",
+                )
+            before = live.etag
+            live.annotations[LEASE] = json.dumps(mine, sort_keys=True)
+            try:
+                written = self.google.update(live)
+            except VersionMoved:
+                continue
+            self.google.wrote_only_lease(before, written.etag)
+            return
+        raise SafedeployError(
+            f"could not take the deploy lease: {service} kept changing", where=self.resource
+        )
+
+    def _release(self, mine: dict[str, Any]) -> None:
+        """Remove the lease if it is still ours (`unlock` may have let another run take it)."""
+        for _ in range(_WRITES):
+            if self.unlock(mine):
+                return
+            if _lease_of(self.google.existing(self.resource)) != mine:
+                return
+        raise SafedeployError(
+            "the deploy lease could not be released: the service kept changing",
+            where=self.resource,
+            hint="`safedeploy unlock` releases it",
+        )
 
     def held(self) -> bool:
-        return self.local.held()
+        service = self.google.service(self.resource)
+        current = _lease_of(service) if service is not None else None
+        if current is None:
+            return self.local.held()
+        return not (expired(current) or is_stale(current))
+
+    def holder(self) -> dict[str, Any] | None:
+        service = self.google.service(self.resource)
+        return (_lease_of(service) if service is not None else None) or self.local.holder()
+
+    def unlock(self, lease: dict[str, Any]) -> bool:
+        """Remove `lease` with one write against the etag read (no traffic, no tag moves)."""
+        service = self.google.service(self.resource)
+        if service is None or _lease_of(service) != lease:
+            return service is None and self.local.unlock(lease)
+        del service.annotations[LEASE]
+        try:
+            self.google.update(service)
+        except VersionMoved:
+            return False
+        return True
+
+
+def _lease_of(service: Any) -> dict[str, Any] | None:
+    """The lease on the service; one that does not parse is no lease."""
+    try:
+        lease = json.loads(service.annotations.get(LEASE, "null"))
+    except ValueError:
+        return None
+    return lease if isinstance(lease, dict) else None
 
 
 def _record(release: Release) -> dict[str, Any]:
-    """What a release keeps on the service: no probe transcripts, owned names live elsewhere.
+    """What a release keeps on the service: no probe transcripts or diagnosis (annotations are
+    small; `why` reads the platform again), owned names live elsewhere.
 
     Its message went through the scrubber, as every record does: a platform error may echo a value.
     """
     record = asdict(release)
-    del record["probes"], record["owned"], record["service"]
+    del record["probes"], record["owned"], record["service"], record["diagnosis"]
     message = scrub(release.message) if release.message else release.message
     if message and len(message) > _MESSAGE_LIMIT:
         message = message[: _MESSAGE_LIMIT - 1] + "…"

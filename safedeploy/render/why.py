@@ -4,9 +4,11 @@ Explanation is already clean (diagnosis.explain); this only lays it out."""
 
 from __future__ import annotations
 
+import json
 import re
+from dataclasses import asdict
 
-from safedeploy.diagnosis import Explanation
+from safedeploy.diagnosis import Explanation, Recalled
 from safedeploy.model import LogLine
 
 
@@ -68,3 +70,35 @@ def _plain(text: str) -> str:
 def _html(text: str) -> str:
     """Text in markdown outside a code block: no tag or entity of its own."""
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def render_why(service: str, wanted: str | None, found: Recalled | None, fmt: str) -> str:
+    """`safedeploy why`: which release, how it ended and what it said, then the section."""
+    if found is None:
+        missing = f"no release {wanted}" if wanted else "no failed release"
+        if fmt == "json":
+            return json.dumps({"schema_version": 1, "service": service, "release": None})
+        return f"{service}: {missing} in its history"
+    release, later, why = found.release, found.later, found.why
+    what = f"{release.kind} of {release.revision}" if release.revision else release.kind
+    head = f"release {release.id} ({what}, {release.time}) ended {release.outcome.value}"
+    after = f"release {later.id} succeeded after it" if later else None
+    if fmt == "json":
+        document = {
+            "schema_version": 1,
+            "service": service,
+            "release": release.id,
+            "revision": release.revision,
+            "outcome": release.outcome.value,
+            "message": release.message,
+            "succeeded_after": later.id if later else None,
+            "diagnosis": None if why is None else asdict(why),
+        }
+        return json.dumps(document, indent=2, sort_keys=True)
+    nothing = "the platform has nothing more on it"
+    if fmt == "markdown":
+        lines = [f"**safedeploy why: {_html(service)}** — {_html(head)}"]
+        lines += [f"> {_html(text)}" for text in (release.message, after) if text]
+        return "\n".join([*lines, *(why_markdown(service, why) if why else ["", nothing])])
+    lines = [f"{service}: {head}", *(f"  {text}" for text in (release.message, after) if text)]
+    return "\n".join([*lines, *(why_text(service, why) if why else [f"  {nothing}"])])
