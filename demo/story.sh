@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The demo story on the local platform: first deploy, a healthy change, a broken deploy that
-# rolls back by itself, then status and history. Run by `make demo`; cleans up after itself.
+# rolls back by itself and says why, then status, history and `why`. Run by `make demo`; cleans
+# up after itself.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 SD=".venv/bin/safedeploy"
@@ -43,9 +44,11 @@ PY
 
 step "3. A healthy change: the greeting changes, FEATURE_FLAGS_URL is kept" \
   $SD deploy $MANIFEST --var GREETING=bonjour --var BREAK_HEALTH=0 --yes
-step "4. A broken deploy: /health answers 500, so it rolls back by itself (exit 3)" \
-  $SD deploy $MANIFEST --var GREETING=bonjour --var BREAK_HEALTH=1 --yes
+step "4. A broken deploy: the app now needs PAYMENTS_API_KEY, which nobody set; it rolls back by itself (exit 3) and says why" \
+  $SD deploy $MANIFEST --env payments --var GREETING=bonjour --var BREAK_HEALTH=0 --yes
 step "5. The previous revision serves again" \
   $SD status $MANIFEST
 step "6. Every release, with its outcome" \
   $SD history $MANIFEST
+step "7. Later, anyone can ask why the last failed release failed" \
+  $SD why $MANIFEST
