@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 import click
 
+from safedeploy.dropin import exec_command
 from safedeploy.environment import Environment
 from safedeploy.errors import ExitCode, SafedeployError
 from safedeploy.session import Session, running
@@ -112,6 +113,9 @@ def cli(debug: bool) -> None:
     """Merge-safe deploys: read the live service, merge the manifest, show the diff,
     apply it, probe the new revision, and roll back by itself when the probes fail."""
     # --debug is read by _main, which reports errors after click has returned.
+
+
+cli.add_command(exec_command)
 
 
 @cli.command()
@@ -214,7 +218,7 @@ def deploy(
             "the plan has errors; nothing was changed", hint="fix the findings above"
         )
     if any(p.has_changes for p in plans) and not yes:
-        _confirm(env)
+        session.confirm()
     session.signals.phase = "deploy"
     terminal = env.stderr if env.stderr_tty else None
     with display(fleet.services, terminal=terminal, write=session.say) as progress:
@@ -225,16 +229,6 @@ def deploy(
         session.echo(render_runs(runs, "json"))
     session.step_summary(render_runs(runs, "markdown"))
     return worst(runs)
-
-
-def _confirm(env: Environment) -> None:
-    if not env.stdin_tty or env.ci:
-        raise SafedeployError(
-            "refusing to deploy without confirmation: there is no terminal to ask on",
-            hint="review the plan, then pass --yes",
-        )
-    if not click.confirm("Apply these changes?", default=False):
-        raise SafedeployError("cancelled; nothing was changed")
 
 
 @cli.command()

@@ -68,12 +68,21 @@ class DeployFailed(Exception):
 
 
 def plan_service(
-    manifest: Manifest, provider: Provider, history: HistoryStore, *, validate: bool = False
+    manifest: Manifest,
+    provider: Provider,
+    history: HistoryStore,
+    *,
+    validate: bool = False,
+    keep_unnamed: bool = False,
 ) -> Plan:
     """Read the live service and plan against it; the only provider calls are reads, and with
-    `validate` the update the platform checks without making it."""
+    `validate` the update the platform checks without making it. `keep_unnamed` (exec): plan
+    as if nothing were owned, so a name the manifest leaves out is kept, as a command names
+    only what it changes."""
     live = provider.read()
-    if not provider.capabilities.owned_on_service:
+    if keep_unnamed:
+        live = replace(live, owned=frozenset())
+    elif not provider.capabilities.owned_on_service:
         last = history.last_succeeded()
         live = replace(live, owned=frozenset(last.owned) if last else frozenset())
     plan = build_plan(manifest, live, lint_platform(manifest, live, provider.capabilities))

@@ -15,6 +15,7 @@ import click
 
 from safedeploy.cancel import CancelToken
 from safedeploy.environment import Environment
+from safedeploy.errors import SafedeployError
 
 if TYPE_CHECKING:
     from safedeploy.context import Context
@@ -64,6 +65,16 @@ class Session:
         """Waiting on a platform, shown only to a person at a terminal."""
         if self.environment.stderr_tty:
             self.say(text)
+
+    def confirm(self) -> None:
+        """Ask before a change; with nobody to ask (no terminal, or CI), refuse."""
+        if not self.environment.stdin_tty or self.environment.ci:
+            raise SafedeployError(
+                "refusing to deploy without confirmation: there is no terminal to ask on",
+                hint="review the plan, then pass --yes",
+            )
+        if not click.confirm("Apply these changes?", default=False):
+            raise SafedeployError("cancelled; nothing was changed")
 
     def context(self, state_dir: Path | None) -> Context:
         from safedeploy.context import Context
