@@ -48,7 +48,7 @@ _MISSING = [
     ),
 ]
 _LISTENING = re.compile(
-    r"listening (?:on|at) (?:[\w.:\[\]-]*?:)?(?:port )?(?P<port>\d{2,5})\b", re.I
+    r"listening (?:on|at) (?:[\w.:/\[\]-]*?:)?(?:port )?(?P<port>\d{2,5})\b", re.I
 )
 _GIVEN_PORT = re.compile(r"PORT=(?P<port>\d{2,5})")
 _PORT_MESSAGE = re.compile(r"failed to start and listen on the port|did not listen on port", re.I)
@@ -281,6 +281,7 @@ def hints(texts: Sequence[str], context: Sequence[str], sent: Sent) -> Iterator[
         listening = _LISTENING.search(text)
         given = _given_port([*texts, *context], sent)
         if listening and given and int(listening["port"]) != given:
+            crashed = True  # explained: the port hint below would say less
             yield Hint(
                 "settings.port",
                 f"the app listens on port {listening['port']}, not on the PORT it was given "

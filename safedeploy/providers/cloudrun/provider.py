@@ -20,13 +20,14 @@ import concurrent.futures
 import json
 from collections.abc import Mapping
 from dataclasses import replace
+from datetime import datetime
 from typing import Any
 
 from safedeploy.cancel import NEVER, CancelToken
 from safedeploy.errors import SafedeployError, VersionMoved
-from safedeploy.model import Fact, LiveService, Problem, Revision, ServiceSpec
+from safedeploy.model import Diagnosis, Fact, LiveService, Problem, Revision, ServiceSpec
 from safedeploy.providers.base import Candidate, Capabilities, Pending
-from safedeploy.providers.cloudrun import preflight
+from safedeploy.providers.cloudrun import logs, preflight
 from safedeploy.providers.cloudrun.client import Google, Pace, errors
 from safedeploy.providers.cloudrun.mapping import (
     CANDIDATE,
@@ -107,6 +108,10 @@ class CloudRunProvider:
         if service is None or len(service.template.containers) < 2:
             return None
         return str(container_of(service.template, self.container).name)
+
+    def diagnose(self, revision: str, since: datetime, cancel: CancelToken) -> Diagnosis:
+        """The revision's conditions and its own lines in Cloud Logging (cloudrun/logs.py)."""
+        return logs.diagnose(self.google, self.resource, revision, since, cancel)
 
     def preflight(self, target: ServiceSpec) -> list[Fact]:
         """Settings Cloud Run cannot take, then every secret reference, read-only."""
