@@ -14,9 +14,9 @@ from datetime import datetime
 from safedeploy.aws import Clients, secret_exists
 from safedeploy.cancel import NEVER, CancelToken
 from safedeploy.errors import SafedeployError, VersionMoved
-from safedeploy.model import Fact, LiveService, Revision, ServiceSpec
+from safedeploy.model import Diagnosis, Fact, LiveService, Revision, ServiceSpec
 from safedeploy.providers import records
-from safedeploy.providers.apprunner import checks, mapping
+from safedeploy.providers.apprunner import checks, logs, mapping
 from safedeploy.providers.apprunner.client import (
     OPERATION_TIMEOUT,
     POLL_INTERVAL,
@@ -158,6 +158,10 @@ class AppRunnerProvider:
 
     def retire(self, keep: Revision, cancel: CancelToken = NEVER) -> None:
         """Nothing to stop: App Runner runs only the configuration that serves."""
+
+    def diagnose(self, revision: str, since: datetime, cancel: CancelToken) -> Diagnosis:
+        """The operation's status and the service's log groups in the window (logs.py)."""
+        return logs.diagnose(self.api, self.api.clients, revision, since, cancel)
 
     def discard(self, candidate: Revision) -> None:
         """Nothing to remove: the candidate's recorded configuration stays as evidence."""
