@@ -14,6 +14,8 @@ from clirun import Done, run_cli
 from e2e.test_cloudrun import NAME, Cloud
 from fakes.cloudrun import FakeCloudRun
 
+from safedeploy.convert.command import read_command
+
 aws = test_apprunner.aws  # the App Runner double and moto, as test_apprunner.py uses them
 moto_url = test_apprunner.moto_url
 
@@ -173,6 +175,33 @@ def test_app_runner_update_service_keeps_omitted_variables_and_secrets_in_one_up
     assert "`--replace-env` to drop them as App Runner would" in done.out
 
 
+def test_app_runner_create_service_creates_the_service(aws: test_apprunner.Aws) -> None:
+    source = {
+        "ImageRepository": {
+            "ImageIdentifier": f"{test_apprunner.REPO}:v1",
+            "ImageRepositoryType": "ECR",
+            "ImageConfiguration": {
+                "RuntimeEnvironmentVariables": {"LOG_LEVEL": "info"},
+                "RuntimeEnvironmentSecrets": {"JWT_SECRET": aws.secrets["JWT_SECRET"]},
+                "Port": "8080",
+            },
+        },
+        "AuthenticationConfiguration": {"AccessRoleArn": test_apprunner.ACCESS_ROLE},
+    }
+    command = ["aws", "apprunner", "create-service", "--service-name", "notify-api"]
+    command += ["--source-configuration", json.dumps(source)]
+    instance = f"Cpu=1024,Memory=2048,InstanceRoleArn={test_apprunner.ROLE}"
+    command += ["--instance-configuration", instance, "--region", "us-east-1"]
+
+    done = aws.run("exec", "--yes", "--probe", "/health", "--", *command)
+
+    assert done.code == 0, done.err
+    active = aws.fake.active_config("notify-api")
+    assert active is not None and active.env == {"LOG_LEVEL": "info"}
+    assert active.secrets == {"JWT_SECRET": aws.secrets["JWT_SECRET"]}
+    assert [c.operation for c in aws.fake.mutating_calls()] == ["CreateService"]
+
+
 # -- refused before anything is read -------------------------------------------------------------
 
 
@@ -318,3 +347,49 @@ def test_rollback_history_and_status_work_on_what_exec_deployed(cloud: Cloud) ->
     assert status.code == 0, status.err
     assert rollback.code == 0, rollback.err
     assert cloud.served_by() == before
+
+
+# -- tracing values to the exported variables they came from ------------------------------------
+
+
+def _traced(value: str, **environ: str) -> tuple[str, dict[str, str]]:
+    """How exec writes `A=value` from the command, and the variables it then fills."""
+    command = read_command([*DEPLOY, "--update-env-vars", f"A={value}"], environ, Path.cwd())
+    written = command.draft.env["A"]
+    assert isinstance(written, str)
+    return written, command.variables
+
+
+def test_a_value_is_traced_to_the_longest_exported_value_it_holds() -> None:
+    host, url = "db.internal.example", "postgres://db.internal.example/app"
+
+    assert _traced(url, HOST=host) == ("postgres://${HOST}/app", {"HOST": host})
+    assert _traced(url, HOST=host, URL=url) == ("${URL}", {"URL": url})
+    assert _traced("x-db.internal.example-x-short", HOST=host, S="short") == (
+        "x-${HOST}-x-short",
+        {"HOST": host},
+    )
+
+
+def test_the_shells_and_ci_own_variables_are_not_sources_unless_named_as_credentials() -> None:
+    own = {"HOME": "/home/runner", "GITHUB_REPOSITORY": "acme/backend", "AWS_REGION": "eu-west-1"}
+    token = "ghs_0123456789abcdefghijklmnopqrstuvwxyz"
+
+    assert _traced("/home/runner/acme/backend@eu-west-1", **own) == (
+        "/home/runner/acme/backend@eu-west-1",
+        {},
+    )
+    assert _traced(f"token {token}", GITHUB_TOKEN=token) == (
+        "token ${GITHUB_TOKEN}",
+        {"GITHUB_TOKEN": token},
+    )
+
+
+def test_what_a_manifest_cannot_template_stays_as_written_and_is_scrubbed() -> None:
+    from safedeploy.redact import forget_all, scrub
+
+    forget_all()
+    assert _traced("a${literal}b") == ("a$${literal}b", {})
+    assert _traced("cost$" + CANARY, PRICE=CANARY) == ("cost$" + CANARY, {})
+    assert scrub("cost$" + CANARY) == "cost$(sensitive)"
+    forget_all()

@@ -170,8 +170,9 @@ def _trace(draft: Draft, sources: Mapping[str, str]) -> dict[str, str]:
         found = [] if pattern is None else pattern.findall(raw)
         for fill in found:
             register(fill)
-            variables[sources[fill]] = fill
         template = _template(raw, pattern, sources) if pattern and found else None
+        if template is not None:
+            variables.update((sources[fill], fill) for fill in found)
         draft.set_env(name, template or text, "the command")
     return variables
 
