@@ -35,9 +35,17 @@ ORIGIN = Path("exec")  # what messages name as the manifest; state goes beside i
     "--dry-run", is_flag=True, help="Show the plan only; exit 2 when it changes anything."
 )
 @click.option("--probe", "probes", multiple=True, metavar="PATH", help="Probe PATH; repeatable.")
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    help="json: the plan (--dry-run) or what happened, for scripts on stdout.",
+)
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
-@click.option("--replace-env", is_flag=True, help="Drop live variables the command does not name.")
+@click.option(
+    "--replace-env", is_flag=True, help="Drop the live variables it does not name, as it would."
+)
 @click.option("--print-manifest", is_flag=True, help="Print the manifest the command stands for.")
 @click.option(
     "--state-dir",
