@@ -299,6 +299,28 @@ def test_unknown_flags_and_arguments_are_listed_never_dropped() -> None:
     assert data(converted)["image"] == "i"
 
 
+def test_clear_flags_replace_as_set_flags_do() -> None:
+    converted = one(
+        "gcloud run deploy api --image i --set-secrets A=a:1 --set-env-vars B=2\n"
+        "gcloud run services update api --clear-env-vars --clear-secrets --update-env-vars C=3\n"
+    )
+    assert converted.not_understood == ()
+    assert data(converted)["env"] == {"C": "3"}
+    assert "secrets" not in data(converted)
+    assert "--clear-env-vars replaces every variable" in converted.yaml
+
+
+def test_a_variable_in_a_value_is_not_a_pasted_credential() -> None:
+    converted = one(
+        "gcloud run deploy api --image i "
+        '--update-env-vars DATABASE_URL=postgres://app:$DB_PASSWORD@db/app,AUTH="Bearer $TOKEN"'
+    )
+    assert data(converted)["env"] == {
+        "DATABASE_URL": "postgres://app:${DB_PASSWORD}@db/app",
+        "AUTH": "Bearer ${TOKEN}",
+    }
+
+
 def test_labels_are_carried_when_the_whole_set_is_known(tmp_path: Path) -> None:
     converted = one(
         "gcloud run deploy api --image i --region r --project p --labels team=growth,env=prod\n"
