@@ -133,6 +133,27 @@ def test_a_secret_the_command_does_not_set_stays_with_replace_env_as_with_gcloud
     assert "drops 1 variable your command did not name, as gcloud would: A" in cleared.out
 
 
+def test_an_env_vars_file_and_set_secrets_are_declared_and_the_rest_kept(
+    cloud: Cloud, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cloud.fake.add_secret("demo", "clerk-secret-key", versions={1: ("ENABLED", "sk_x")})
+    _seed(cloud, LIVE)
+    (cloud.root / "env.prod.yaml").write_text("DATABASE_URL: postgres://10.0.0.9:5432/app\n")
+    monkeypatch.chdir(cloud.root)
+    secrets = ["--set-secrets", "CLERK_SECRET_KEY=clerk-secret-key:1"]
+
+    done = _exec(cloud, "--yes", "--", *DEPLOY, "--env-vars-file", "env.prod.yaml", *secrets)
+
+    assert done.code == 0, done.err
+    assert cloud.env_of() == {
+        "DATABASE_URL": "postgres://10.0.0.9:5432/app",
+        "REDIS_HOST": "10.0.0.5",
+        "REDIS_PORT": "6379",
+        "CLERK_SECRET_KEY": {"secret": "clerk-secret-key", "version": "1"},
+    }
+    assert "kept 2 variables your command did not name: REDIS_HOST, REDIS_PORT" in done.out
+
+
 # -- App Runner ----------------------------------------------------------------------------------
 
 
