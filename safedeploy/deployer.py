@@ -11,7 +11,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
+from typing import Any
 
+from safedeploy.analysis import describe_step, watch
 from safedeploy.cancel import NEVER, Cancelled, CancelToken
 from safedeploy.diagnosis import Explanation, Sent, gather
 from safedeploy.errors import ExitCode, SafedeployError, Unrecoverable
@@ -30,7 +32,7 @@ from safedeploy.manifest import Manifest
 from safedeploy.model import Revision, ServiceSpec
 from safedeploy.plan import Plan, build_plan
 from safedeploy.probes import OnAttempt, ProbeResult, describe, run_probes
-from safedeploy.providers.base import Candidate, Pending, Provider, Validates
+from safedeploy.providers.base import Candidate, Measures, Pending, Provider, Validates
 
 Say = Callable[[str], None]
 # Probes of a manifest at a URL; the token ends the waits between attempts (NEVER in a rollback).
@@ -53,6 +55,7 @@ class DeployResult:
     probes: tuple[ProbeResult, ...] = ()
     message: str | None = None
     diagnosis: Explanation | None = None  # why it failed, on exit 3 and 4
+    analysis: tuple[dict[str, Any], ...] = ()  # each canary step's figures and verdict
 
 
 class DeployFailed(Exception):
@@ -197,11 +200,15 @@ class Deployer:
                 probes += self._probe(candidate.url, f"candidate {candidate.name}", self.cancel)
             for percent in self._steps(plan.serving):
                 self.cancel.check()
-                self.provider.route(self._split(plan.serving, candidate, percent))
+                split = self._split(plan.serving, candidate, percent)
+                self.provider.route(split)
                 self.say(f"{plan.service}: {candidate.name} serves {percent}%")
                 probes += self._probe(
                     self._service_url(), f"the service at {percent}%", self.cancel
                 )
+                release, failed = self._analyse(release, percent, candidate.name, split)
+                if failed:
+                    raise DeployFailed(failed)
             self.cancel.check()
             self.provider.retire(candidate, self.cancel)
         except Exception as exc:
@@ -211,6 +218,20 @@ class Deployer:
         else:
             result = self._finish(release, Outcome.SUCCEEDED, ExitCode.OK, None, probes)
         return replace(result, revision_url=candidate.url)
+
+    def _analyse(
+        self, release: Release, percent: int, candidate: str, split: dict[str, int]
+    ) -> tuple[Release, str | None]:
+        """Judge the step by the traffic it took (analysis.py), recording its figures; the
+        reason to roll back, if any."""
+        analysis = self.manifest.rollout.analysis
+        if analysis is None or not isinstance(self.provider, Measures):
+            return release, None
+        stable = [name for name, share in split.items() if share and name != candidate]
+        judged = watch(self.provider, analysis, percent, candidate, stable, self.cancel)
+        self.say(f"{self.manifest.service}: {describe_step(judged)}")
+        release = self.history.save(replace(release, analysis=(*release.analysis, asdict(judged))))
+        return release, describe_step(judged) if judged.failed else None
 
     def _wait(self, pending: Pending) -> Revision:
         name = pending.revision.name
@@ -369,6 +390,7 @@ class Deployer:
             probes=tuple(probes),
             message=message,
             diagnosis=why,
+            analysis=release.analysis,
         )
 
 

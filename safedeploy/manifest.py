@@ -19,6 +19,7 @@ from safedeploy.errors import SafedeployError, location
 from safedeploy.model import Platform, SecretRef, ServiceSpec
 from safedeploy.redact import Sensitive, register
 from safedeploy.schema import (
+    Analysis,
     Document,
     Expect,
     ProbeSpec,
@@ -32,6 +33,7 @@ from safedeploy.yaml_lines import join, read_yaml
 __all__ = [  # the models are defined in `schema` and used from here
     "AS_TEMPLATE",
     "FOR_READING",
+    "Analysis",
     "Expect",
     "Manifest",
     "ProbeSpec",

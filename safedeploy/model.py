@@ -145,3 +145,13 @@ class Diagnosis:
     conditions: tuple[Condition, ...] = ()
     lines: tuple[LogLine, ...] = ()  # oldest first
     unread: tuple[Unread, ...] = ()
+
+
+@dataclass(frozen=True)
+class TrafficFigures:
+    """What a revision answered in a window, as the platform's metrics count it: no verdict."""
+
+    requests: int
+    errors: int  # answered with a 5xx
+    p95_ms: float | None = None  # the 95th percentile latency, when it was asked for and known
+    points: int = 0  # the metric samples the window held (metrics arrive late)

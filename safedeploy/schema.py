@@ -51,6 +51,25 @@ def seconds(value: object) -> object:
     return value
 
 
+_PERCENT = re.compile(r"(\d+(?:\.\d+)?)%")
+_PERCENT_HINT = 'write a percentage: "1%", "0.5%"'
+_PERCENT_SCHEMA = {
+    "type": "string",
+    "pattern": rf"^{_PERCENT.pattern}$",
+    "description": 'a percentage, like "1%" or "0.5%"',
+}
+
+
+def share(value: object) -> object:
+    """Read `"1%"` as the share 0.01; a share is written as a percentage, never a bare number,
+    so `1` cannot be taken for 1% or 100%."""
+    if isinstance(value, str):
+        match = _PERCENT.fullmatch(value.strip())
+        if match:
+            return float(match[1]) / 100
+    raise Invalid("expected a percentage", _PERCENT_HINT)
+
+
 def cpu_text(value: object) -> object:
     """`cpu: 1` and `cpu: 0.5` are how people write CPUs; keep them as the text the API takes."""
     if isinstance(value, int | float) and not isinstance(value, bool):
@@ -138,6 +157,9 @@ SHORTHANDS: dict[str, tuple[Callable[[object], object], dict[str, Any]]] = {
     "probes.*.interval": (seconds, _DURATION_SCHEMA),
     "probes.*.timeout": (seconds, _DURATION_SCHEMA),
     "probes.*.expect.max_latency": (seconds, _DURATION_SCHEMA),
+    "rollout.analysis.interval": (seconds, _DURATION_SCHEMA),
+    "rollout.analysis.max_latency_p95": (seconds, _DURATION_SCHEMA),
+    "rollout.analysis.max_error_rate": (share, _PERCENT_SCHEMA),
     "secrets.*": (secret_ref, _SECRET_SCHEMA),
 }
 
@@ -267,9 +289,20 @@ class Settings(_Strict, frozen=True):
     network: Network | None = None
 
 
+class Analysis(_Strict, frozen=True):
+    """Each canary step (an App Runner bake) judged by the traffic it took (analysis.py)."""
+
+    interval: Annotated[float, Meta(gt=0)] = 120.0  # seconds a step takes traffic ("2m")
+    max_error_rate: Annotated[float, Meta(ge=0, le=1)] = 0.01  # 5xx share ("1%")
+    max_latency_p95: Annotated[float, Meta(gt=0)] | None = None  # seconds ("800ms")
+    min_requests: Annotated[int, Meta(ge=1)] = 50  # fewer: inconclusive
+    inconclusive: Literal["rollback", "promote"] = "rollback"
+
+
 class Rollout(_Strict, frozen=True):
     strategy: Literal["canary", "all-at-once"] = "all-at-once"
     steps: list[int] = field(default_factory=lambda: [100])
+    analysis: Analysis | None = None
 
     def __post_init__(self) -> None:
         """Traffic only moves forward and always ends with the new revision serving all of it."""
@@ -361,10 +394,10 @@ def _write_shorthand(
     definitions: dict[str, Any], node: dict[str, Any], parts: list[str], written: dict[str, Any]
 ) -> None:
     """Put what YAML may write at `parts` in place of the generated schema of the value."""
-    if "$ref" in node:
-        node = definitions[node["$ref"].rpartition("/")[2]]
     if "anyOf" in node:  # `X | None`: the shorthand stands for X
         node = next(branch for branch in node["anyOf"] if branch.get("type") != "null")
+    if "$ref" in node:
+        node = definitions[node["$ref"].rpartition("/")[2]]
     part, *rest = parts
     if part == "*":
         holder, name = node, "items" if node["type"] == "array" else "additionalProperties"

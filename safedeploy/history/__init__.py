@@ -53,6 +53,7 @@ class Release:
     message: str | None = None
     probes: tuple[dict[str, Any], ...] = field(default_factory=tuple)
     diagnosis: dict[str, Any] | None = None  # why it failed: diagnosis.Explanation as a record
+    analysis: tuple[dict[str, Any], ...] = ()  # each canary step's figures: analysis.Judgement
 
     def finished(self, outcome: Outcome, message: str | None = None, **changes: Any) -> Release:
         return replace(self, outcome=outcome, message=message, **changes)
@@ -131,6 +132,7 @@ def decode(text: str) -> Release:
     data["outcome"] = Outcome(data["outcome"])
     data["owned"] = tuple(data["owned"])
     data["probes"] = tuple(data["probes"])
+    data["analysis"] = tuple(data.get("analysis", ()))
     data.pop("manifest_digest", None)  # records before 0.x kept a digest; it is not read
     return Release(**data)
 

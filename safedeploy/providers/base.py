@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
 from safedeploy.cancel import NEVER, CancelToken
-from safedeploy.model import Diagnosis, Fact, LiveService, Revision, ServiceSpec
+from safedeploy.model import Diagnosis, Fact, LiveService, Revision, ServiceSpec, TrafficFigures
 
 
 @dataclass(frozen=True)
@@ -113,4 +113,16 @@ class Diagnoses(Protocol):
 
     def diagnose(self, revision: str, since: datetime, cancel: CancelToken) -> Diagnosis:
         """Facts only; what could not be read goes in `unread`, never raised."""
+        ...
+
+
+@runtime_checkable
+class Measures(Protocol):
+    """A provider that can count what a revision answered in a window (its requests, 5xx and
+    latency), so the core can judge a canary step by real traffic."""
+
+    def traffic(
+        self, revision: str, start: datetime, end: datetime, *, latency: bool = False
+    ) -> TrafficFigures:
+        """The platform's figures as they are, however few; `latency`: read the p95 too."""
         ...

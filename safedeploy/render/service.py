@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from safedeploy.render.wording import columns
 
@@ -62,7 +62,16 @@ def render_history(service: str, releases: Sequence[Release]) -> str:
         return f"{service}: no releases yet"
     rows = [("RELEASE", "KIND", "TIME", "USER", "REVISION", "OUTCOME")]
     rows += [(r.id, r.kind, r.time, r.user, r.revision or "-", r.outcome.value) for r in releases]
-    return "\n".join([*columns(rows), *(f"{r.id}: {r.message}" for r in releases if r.message)])
+    notes = [f"{r.id}: {r.message}" for r in releases if r.message]
+    notes += [f"{r.id}: {_step(step)}" for r in releases for step in r.analysis]
+    return "\n".join([*columns(rows), *notes])
+
+
+def _step(record: dict[str, Any]) -> str:
+    """What a canary step was judged on, as the deploy said it."""
+    from safedeploy.analysis import Judgement, describe_step
+
+    return describe_step(Judgement.from_record(record))
 
 
 def render_result(result: DeployResult) -> str:

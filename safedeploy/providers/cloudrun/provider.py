@@ -25,9 +25,17 @@ from typing import Any
 
 from safedeploy.cancel import NEVER, CancelToken
 from safedeploy.errors import SafedeployError, VersionMoved
-from safedeploy.model import Diagnosis, Fact, LiveService, Problem, Revision, ServiceSpec
+from safedeploy.model import (
+    Diagnosis,
+    Fact,
+    LiveService,
+    Problem,
+    Revision,
+    ServiceSpec,
+    TrafficFigures,
+)
 from safedeploy.providers.base import Candidate, Capabilities, Pending
-from safedeploy.providers.cloudrun import logs, preflight
+from safedeploy.providers.cloudrun import logs, metrics, preflight
 from safedeploy.providers.cloudrun.client import Google, Pace, errors
 from safedeploy.providers.cloudrun.mapping import (
     CANDIDATE,
@@ -112,6 +120,12 @@ class CloudRunProvider:
     def diagnose(self, revision: str, since: datetime, cancel: CancelToken) -> Diagnosis:
         """The revision's conditions and its own lines in Cloud Logging (cloudrun/logs.py)."""
         return logs.diagnose(self.google, self.resource, revision, since, cancel)
+
+    def traffic(
+        self, revision: str, start: datetime, end: datetime, *, latency: bool = False
+    ) -> TrafficFigures:
+        """What the revision answered in the window, from Cloud Monitoring (metrics.py)."""
+        return metrics.traffic(self.google, self.resource, revision, start, end, latency)
 
     def preflight(self, target: ServiceSpec) -> list[Fact]:
         """Settings Cloud Run cannot take, then every secret reference, read-only."""
