@@ -394,3 +394,20 @@ def test_an_endpoint_with_or_without_a_scheme_is_https() -> None:
     with_scheme = {"ingressPaths": [{"accessType": "PUBLIC", "endpoint": "https://web.on.aws"}]}
     bare = {"ingressPaths": [{"accessType": "PUBLIC", "endpoint": "web.on.aws"}]}
     assert mapping.endpoint(with_scheme) == mapping.endpoint(bare) == "https://web.on.aws"
+
+
+def test_preflight_looks_an_ssm_parameter_up_without_its_value(world: World) -> None:
+    ssm = boto3.client("ssm", region_name="us-east-1")
+    ssm.put_parameter(Name="/web/token", Value="ssm-canary-value", Type="SecureString")
+    arn = "arn:aws:ssm:us-east-1:123456789012:parameter/web/token"
+    gone = "arn:aws:ssm:us-east-1:123456789012:parameter/web/gone"
+    world.create_live()
+    target = ServiceSpec(image=f"{REPO}:v1", env={"T": SecretRef(arn), "G": SecretRef(gone)})
+    facts = world.provider().preflight(target)
+    assert [(f.problem, f.key) for f in facts] == [(Problem.SECRET_MISSING, "secrets.G")]
+
+
+def test_a_secret_arn_with_a_json_key_is_looked_up_as_its_secret(world: World) -> None:
+    world.create_live()
+    target = ServiceSpec(image=f"{REPO}:v1", env={"PASSWORD": SecretRef(f"{world.secret}:pw::")})
+    assert world.provider().preflight(target) == []
