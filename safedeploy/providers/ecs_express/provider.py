@@ -63,9 +63,9 @@ class EcsExpressProvider:
         self.region = region
         self.revisions = revisions
         self.clients = clients
-        self.roles = {
-            "executionRoleArn": execution_role,
-            "infrastructureRoleArn": infrastructure_role,
+        self.roles = {  # what a create needs; an update keeps the live ones
+            checks.EXECUTION_ROLE: execution_role,
+            checks.INFRASTRUCTURE_ROLE: infrastructure_role,
         }
         self.progress = progress
         self.api = EcsExpressApi(
