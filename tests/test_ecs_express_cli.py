@@ -380,3 +380,25 @@ def test_migrate_turns_an_app_runner_service_into_an_ecs_express_one(
     }
     assert container["secrets"] == [{"name": "CLERK_SECRET_KEY", "valueFrom": aws.secret}]
     assert aws.run("plan", str(migrated), "--var", "TAG=v1", "--detailed-exitcode").code == 0
+
+
+def test_history_in_s3_keeps_releases_and_recorded_configurations(aws: Aws) -> None:
+    aws.create_live()
+    s3 = boto3.client("s3", region_name="us-east-1")
+    s3.create_bucket(Bucket="releases")
+    manifest = aws.manifest(f"{REPO}:v2", extra="history: s3://releases/prod\n")
+    assert aws.run("deploy", str(manifest), "--yes").code == 0
+    assert (
+        aws.run(
+            "deploy",
+            str(aws.manifest(f"{REPO}:v3", extra="history: s3://releases/prod\n")),
+            "--yes",
+        ).code
+        == 0
+    )
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket="releases")["Contents"]]
+    assert any("/web/" in key for key in keys)
+    done = aws.run("rollback", str(manifest))
+    assert done.code == 0, done.err
+    assert aws.container()["image"] == f"{REPO}:v2"
+    assert not list((aws.root / "state").rglob("*.json"))  # nothing in the folder
