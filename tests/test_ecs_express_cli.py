@@ -402,3 +402,24 @@ def test_history_in_s3_keeps_releases_and_recorded_configurations(aws: Aws) -> N
     assert done.code == 0, done.err
     assert aws.container()["image"] == f"{REPO}:v2"
     assert not list((aws.root / "state").rglob("*.json"))  # nothing in the folder
+
+
+def test_a_rollback_ecs_cannot_finish_needs_a_human(aws: Aws) -> None:
+    aws.create_live()
+    aws.fake.fail_next_deployment("ROLLBACK_FAILED")
+    done = aws.run("deploy", str(aws.manifest(f"{REPO}:v2")), "--yes")
+    assert done.code == 4, done.err
+    assert "ROLLBACK_FAILED" in done.err
+    assert aws.operations() == ["CreateExpressGatewayService", "UpdateExpressGatewayService"]
+
+
+def test_a_deployment_that_outlasts_the_timeout_needs_a_human(
+    aws: Aws, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    aws.create_live()
+    aws.fake.stage_polls = 10**6
+    monkeypatch.setenv("SAFEDEPLOY_OPERATION_TIMEOUT", "0.2")
+    monkeypatch.setenv("SAFEDEPLOY_POLL_INTERVAL", "0.05")
+    done = aws.run("deploy", str(aws.manifest(f"{REPO}:v2")), "--yes")
+    assert done.code == 4, done.err
+    assert "did not end within" in done.err
