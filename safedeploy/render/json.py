@@ -8,7 +8,7 @@
     summary.warnings        int: warning findings over all services
     plans[]                 one object per service, in the order given
       .service              str: the service name
-      .platform             str: cloudrun | apprunner | local
+      .platform             str: cloudrun | apprunner | ecs-express | local
       .manifest             str: the manifest file the plan was built from
       .action               str: create | update | none
       .ok                   bool: false when the plan has an error finding and must not apply
