@@ -117,6 +117,18 @@ RULES: dict[str, Rule] = {
             "a canary on a platform that cannot split traffic",
             "use `strategy: all-at-once`",
         ),
+        Rule(
+            "SD111",
+            _E,
+            "traffic analysis on a platform safedeploy reads no traffic figures from",
+            "drop rollout.analysis; cloudrun and apprunner have it",
+        ),
+        Rule(
+            "SD112",
+            _E,
+            "traffic analysis whose steps would outlast the deploy lease",
+            "shorten rollout.analysis.interval, or use fewer steps",
+        ),
         # What the platform reported when it looked (the providers' facts), judged here.
         Rule(
             "SD201",
@@ -368,7 +380,32 @@ def lint_manifest(manifest: Manifest) -> list[Finding]:
         *_conflicts(manifest),
         *_case_clashes(manifest),
         *_values(manifest),
+        *_analysis(manifest),
     ]
+
+
+_MEASURED = (Platform.CLOUDRUN, Platform.APPRUNNER)  # the platforms whose metrics are read
+
+
+def _analysis(manifest: Manifest) -> Iterator[Finding]:
+    """SD111 where no figures are read; SD112 when waiting `interval` at every step would
+    outlast the lease (the S3 store's, the one that expires), so another deploy could start."""
+    analysis = manifest.rollout.analysis
+    if analysis is None:
+        return
+    if manifest.platform not in _MEASURED:
+        message = f"platform {manifest.platform} has no traffic figures to judge a step by"
+        yield _finding(manifest, "SD111", "rollout.analysis", message)
+    from safedeploy.history.s3 import LEASE_TTL
+
+    steps = len(manifest.rollout.steps) if manifest.rollout.strategy == "canary" else 1
+    lease = LEASE_TTL.total_seconds()
+    if analysis.interval * steps >= lease:
+        message = (
+            f"{steps} step(s) of {analysis.interval:g}s take {analysis.interval * steps:g}s, "
+            f"and the deploy lease lasts {lease:g}s"
+        )
+        yield _finding(manifest, "SD112", "rollout.analysis.interval", message)
 
 
 def lint_merge(manifest: Manifest, merged: MergeResult) -> list[Finding]:

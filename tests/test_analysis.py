@@ -152,3 +152,21 @@ def test_the_block_reads_durations_and_percentages_and_refuses_a_bare_share(tmp_
     path.write_text("service: a\nplatform: local\ncommand: [x]\n" + block.format(rate="1"))
     with pytest.raises(SafedeployError, match="expected a percentage"):
         load_manifest(path, env_name=None, variables={}, environ={})
+
+
+def test_lint_judges_where_analysis_can_run_and_for_how_long(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from safedeploy.lint import lint_manifest
+    from safedeploy.manifest import load_manifest
+
+    def codes(head: str, interval: str) -> list[str]:
+        path = tmp_path / "m.yaml"
+        block = "rollout:\n  strategy: canary\n  steps: [10, 50, 100]\n"
+        block += f"  analysis: {{interval: {interval}}}\n"
+        path.write_text(head + block)
+        manifest = load_manifest(path, env_name=None, variables={}, environ={})
+        return [f.code for f in lint_manifest(manifest)]
+
+    cloudrun = "service: a\nplatform: cloudrun\nproject: p\nregion: r\nimage: x:1\n"
+    assert codes(cloudrun, "5m") == []
+    assert codes(cloudrun, "20m") == ["SD112"]  # 3 x 20 minutes: the lease's hour
+    assert codes("service: a\nplatform: local\ncommand: [x]\n", "1m") == ["SD111"]
