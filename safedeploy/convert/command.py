@@ -7,10 +7,9 @@ back to that variable and written `${NAME}`, and is sensitive by where it came f
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from safedeploy.convert import read_deploy
@@ -57,7 +56,7 @@ class Command:
     """What the command would deploy, as a draft manifest, and the variables its values use."""
 
     draft: Draft
-    variables: dict[str, str]  # NAME -> value, for each ${NAME} the manifest holds
+    variables: dict[str, str] = field(repr=False)  # NAME -> value, for each ${NAME} in it
 
     @property
     def names_image(self) -> bool:
@@ -71,13 +70,14 @@ class Command:
     def manifest(self, probes: Sequence[str] = (), *, deployed: bool = False) -> str:
         """The manifest's text: as `convert` would write it (a credential becomes a secret to
         create), or `deployed`, holding every value the command passes."""
-        draft = self.draft
+        notes = [(about, text.removeprefix("line 1: ")) for about, text in self.draft.notes]
+        draft = replace(self.draft, notes=notes)  # one command: no line to point at
         if deployed:
             env: dict[str, str | Held] = {
                 n: v.text if isinstance(v, Held) else v for n, v in draft.env.items()
             }
             draft = replace(draft, env=env, image=draft.image or _STAND_IN)
-        return render(draft, ORIGIN) + _probes(probes)
+        return render(draft, ORIGIN, [literal(path) for path in probes])
 
 
 def read_command(words: Sequence[str], environ: Mapping[str, str], base_dir: Path) -> Command:
@@ -189,11 +189,3 @@ def _template(raw: str, pattern: re.Pattern[str], sources: Mapping[str, str]) ->
     values = {name: value for value, name in sources.items()}
     filled = _FILLED.sub(lambda m: "${" if m[1] is None else values[m[1]], template)
     return template if filled == raw else None
-
-
-def _probes(paths: Sequence[str]) -> str:
-    """The smoke probes `--probe PATH` asks for, each named by its path."""
-    if not paths:
-        return ""
-    items = (json.dumps(literal(path)) for path in paths)
-    return "probes:\n" + "".join(f"  - {{name: {item}, path: {item}}}\n" for item in items)

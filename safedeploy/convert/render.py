@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import textwrap
+from collections.abc import Sequence
 from typing import Any
 
 import yaml
@@ -33,9 +34,9 @@ def converted_from(draft: Draft, source: str) -> str:
     return f"Converted by `safedeploy convert` from {source} ({where})."
 
 
-def render(draft: Draft, origin: str) -> str:
+def render(draft: Draft, origin: str, probes: Sequence[str] = ()) -> str:
     """The manifest's text, with a header that says where it came from (`origin`, its first
-    line) and what is left to do."""
+    line) and what is left to do; a smoke probe of each path in `probes`, else a commented one."""
     body = [f"service: {_scalar(draft.service)}", f"platform: {draft.platform}"]
     if draft.platform == "cloudrun":
         body.append(_field("project", draft.project, "project"))
@@ -56,7 +57,7 @@ def render(draft: Draft, origin: str) -> str:
     body += _list("required", [*draft.env, *draft.secrets])
     body += _list("remove", draft.remove)
     body += _block("settings", [f"{k}: {_setting(v)}" for k, v in _settings(draft).items()])
-    body += _PROBE_STUB
+    body += _probes(probes) if probes else _PROBE_STUB
 
     header = [
         f"# {origin}",
@@ -69,6 +70,14 @@ def render(draft: Draft, origin: str) -> str:
     header += _comments("Notes:", list(dict.fromkeys(notes)))
     header += _comments("Not converted: carry these over by hand, or drop them:", draft.unknown)
     return "\n".join([*header, *body]) + "\n"
+
+
+def _probes(paths: Sequence[str]) -> list[str]:
+    """Smoke probes, each named by its path."""
+    return [
+        "probes:",
+        *(f"  - {{name: {_scalar(p, flow=True)}, path: {_scalar(p, flow=True)}}}" for p in paths),
+    ]
 
 
 def _field(key: str, value: str | None, default: str) -> str:
