@@ -65,3 +65,61 @@ def test_log_groups_not_there_yet_are_a_note(aws: Aws) -> None:
     assert done.code == 3
     assert "not read: log group /aws/apprunner/notify-api/" in done.out
     assert "ResourceNotFoundException" in done.out
+
+
+def _serve(aws: Aws, requests: int, errors: int) -> None:
+    """App Runner's metrics for the service: a point every 100 ms for the next minute, so any
+    bake window of the deploy about to run holds some."""
+    service = aws.described()
+    dimensions = [
+        {"Name": "ServiceName", "Value": "notify-api"},
+        {"Name": "ServiceID", "Value": service["ServiceId"]},
+    ]
+    now = time.time()
+    for metric, value in (("Requests", requests), ("5xxStatusResponses", errors)):
+        data = [
+            {
+                "MetricName": metric,
+                "Dimensions": dimensions,
+                "Timestamp": now + i / 10,
+                "Value": value,
+                "Unit": "Count",
+            }
+            for i in range(600)
+        ]
+        aws.client("cloudwatch").put_metric_data(Namespace="AWS/AppRunner", MetricData=data)
+
+
+ANALYSIS = """\
+rollout:
+  strategy: all-at-once
+  analysis: {interval: 500ms, max_error_rate: 1%, min_requests: 50}
+"""
+
+
+def test_a_bake_with_too_many_5xx_rolls_back_like_a_failed_probe(aws: Aws) -> None:
+    aws.create_live()
+    _serve(aws, requests=100, errors=20)
+
+    done = aws.run(
+        "deploy", str(_manifest(aws, f"{REPO}:v2", extra=ANALYSIS)), "--yes", "--format", "json"
+    )
+
+    assert done.code == 3, done.err
+    (result,) = json.loads(done.out)["results"]
+    assert result["analysis"], result["message"]
+    (step,) = result["analysis"]
+    assert step["step"] == 100 and step["verdict"] == "failed" and step["baseline"] is None
+    assert "5xx share 20.00% is over max_error_rate 1.00%" in result["message"]
+    active = aws.fake.active_config("notify-api")
+    assert active is not None and active.image == f"{REPO}:v1"
+
+
+def test_a_healthy_bake_keeps_the_new_version(aws: Aws) -> None:
+    aws.create_live()
+    _serve(aws, requests=100, errors=0)
+
+    done = aws.run("deploy", str(_manifest(aws, f"{REPO}:v2", extra=ANALYSIS)), "--yes")
+
+    assert done.code == 0, done.err
+    assert "analysis at 100%: passed" in done.err

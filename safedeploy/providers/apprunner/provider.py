@@ -14,9 +14,9 @@ from datetime import datetime
 from safedeploy.aws import Clients, secret_exists
 from safedeploy.cancel import NEVER, CancelToken
 from safedeploy.errors import SafedeployError, VersionMoved
-from safedeploy.model import Diagnosis, Fact, LiveService, Revision, ServiceSpec
+from safedeploy.model import Diagnosis, Fact, LiveService, Revision, ServiceSpec, TrafficFigures
 from safedeploy.providers import records
-from safedeploy.providers.apprunner import checks, logs, mapping
+from safedeploy.providers.apprunner import checks, logs, mapping, metrics
 from safedeploy.providers.apprunner.client import (
     OPERATION_TIMEOUT,
     POLL_INTERVAL,
@@ -162,6 +162,12 @@ class AppRunnerProvider:
     def diagnose(self, revision: str, since: datetime, cancel: CancelToken) -> Diagnosis:
         """The operation's status and the service's log groups in the window (logs.py)."""
         return logs.diagnose(self.api, self.api.clients, revision, since, cancel)
+
+    def traffic(
+        self, revision: str, start: datetime, end: datetime, *, latency: bool = False
+    ) -> TrafficFigures:
+        """What the service answered in the window (metrics.py): one configuration serves."""
+        return metrics.traffic(self.api, self.api.clients, start, end, latency)
 
     def discard(self, candidate: Revision) -> None:
         """Nothing to remove: the candidate's recorded configuration stays as evidence."""
