@@ -155,18 +155,14 @@ def _plan_one(context: Context, manifest: Manifest) -> tuple[Fleet, Plan]:
 def _manifest(command: Command, probes: Sequence[str]) -> Manifest:
     """The manifest the command stands for, with every value it passes; its findings name the
     command, not lines of a text nobody sees."""
-    import tempfile
-
     import msgspec
 
     from safedeploy.manifest import load_manifest
 
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "exec.yaml"
-        path.write_text(command.manifest(probes, deployed=True), encoding="utf-8")
-        manifest = load_manifest(path, variables=command.variables, environ={})
+    text = command.manifest(probes, deployed=True)
+    manifest = load_manifest(ORIGIN, text=text, variables=command.variables, environ={})
     image = manifest.image if command.names_image else None  # none named: the live one stays
-    return msgspec.structs.replace(manifest, path=ORIGIN, lines={}, image=image)
+    return msgspec.structs.replace(manifest, lines={}, image=image)
 
 
 def _kept(plan: Plan) -> list[str]:

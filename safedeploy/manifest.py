@@ -129,14 +129,16 @@ def load_manifest(
     variables: Mapping[str, str] = {},
     environ: Mapping[str, str] | None = None,
     unset_ok: frozenset[str] = frozenset(),
+    text: str | None = None,
 ) -> Manifest:
     """Parse, overlay `environments[env_name]`, fill ${VARS}, validate: all of it or an error.
 
     `variables` (the --var flags) win over `environ` (default: the process environment).
     `unset_ok`: the top-level keys (FOR_READING, or AS_TEMPLATE for all) where an unset
-    variable stays as written instead of being an error.
+    variable stays as written instead of being an error. `text`: a manifest that is no file
+    (`exec` builds one from a command); `path` then names where it came from, in messages.
     """
-    doc = _Doc(path)
+    doc = _Doc(path, text)
     data = doc.parse()
     overlays = doc.overlays(data.pop("environments", None))
     if env_name is not None and env_name not in overlays:
@@ -167,8 +169,9 @@ def load_manifest(
 class _Doc:
     """One manifest file being loaded, and the lines its errors point at."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, text: str | None = None) -> None:
         self.path = path
+        self.text = text  # the manifest's text when it is no file
         self.raw_lines: dict[str, int] = {}  # every key as written, `environments.*` included
         self.lines = self.raw_lines  # the keys of the manifest being checked now
         self.overlay: str | None = None  # the environment merged into it, if any
@@ -196,7 +199,7 @@ class _Doc:
 
     def parse(self) -> dict[str, Any]:
         """The top-level mapping as plain data; fills `lines` for every key and list item."""
-        tree, self.raw_lines = read_yaml(self.path)
+        tree, self.raw_lines = read_yaml(self.path, self.text)
         self.lines = self.raw_lines
         if not isinstance(tree, dict):
             what = "the manifest is empty" if tree is None else "the manifest is not a mapping"

@@ -69,12 +69,13 @@ for _tag, _pattern, _first in (  # YAML 1.2's core schema, plus the merge key an
 _Yaml.add_constructor("tag:yaml.org,2002:int", _Yaml.construct_yaml_int)
 
 
-def read_yaml(path: Path) -> tuple[Any, dict[str, int]]:
+def read_yaml(path: Path, text: str | None = None) -> tuple[Any, dict[str, int]]:
     """The document as plain data (None if empty), and the line of every key and list item.
 
-    Keys are dotted (`env.FOO`, `probes.0.path`).
+    Keys are dotted (`env.FOO`, `probes.0.path`). `text`: the document, when it is no file;
+    `path` then only names it.
     """
-    reader = _Reader(path)
+    reader = _Reader(path, text)
     return reader.read(), reader.lines
 
 
@@ -86,8 +87,9 @@ def join(key: str, name: object) -> str:
 class _Reader:
     """One file being read, the lines of its keys, and the values built so far."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, text: str | None = None) -> None:
         self.path = path
+        self.text = text
         self.lines: dict[str, int] = {}
         self.yaml: _Yaml  # set by read()
         self.nodes = 0  # values built so far, aliases expanded; bounded by MAX_NODES
@@ -95,14 +97,14 @@ class _Reader:
     def read(self) -> Any:
         """The document as plain data; fills `lines` for every key and list item."""
         try:
-            size = self.path.stat().st_size
+            size = self.path.stat().st_size if self.text is None else len(self.text.encode())
             if size > MAX_BYTES:  # refused before a byte is parsed
                 raise SafedeployError(
                     f"the manifest is {size:,} bytes; safedeploy reads at most {MAX_BYTES:,}",
                     where=str(self.path),
                     hint="a manifest describes one service; split or trim it",
                 )
-            text = self.path.read_text(encoding="utf-8")
+            text = self.path.read_text(encoding="utf-8") if self.text is None else self.text
         except (OSError, UnicodeDecodeError) as exc:
             raise SafedeployError(
                 f"cannot read the manifest: {exc}", where=str(self.path)

@@ -414,3 +414,11 @@ def test_what_a_manifest_cannot_template_stays_as_written_and_is_scrubbed() -> N
     assert _traced("cost$" + CANARY, PRICE=CANARY) == ("cost$" + CANARY, {})
     assert scrub("cost$" + CANARY) == "cost$(sensitive)"
     forget_all()
+
+
+def test_the_manifest_exec_builds_is_loaded_from_text_naming_its_origin(cloud: Cloud) -> None:
+    done = _exec(cloud, "--dry-run", "--probe", "health", "--", *INCIDENT)
+
+    assert done.code == 1
+    assert "error: exec:" in done.err and "a probe path starts with /" in done.err
+    assert not list(cloud.root.glob("*.yaml")) and cloud.fake.calls() == []
