@@ -134,6 +134,12 @@ def _plan(
 
     manifest = _manifest(command, probes)
     fleet, plan = _plan_one(context, manifest)
+    if not plan.target.image:  # the command names none, and there is no live one to keep
+        raise SafedeployError(
+            f"{plan.service} does not exist yet, and the command names no image; "
+            "nothing was changed",
+            hint="name the image to create it with",
+        )
     dropped = _dropped(plan, command, replace_env)
     if not dropped:
         return fleet, plan

@@ -338,6 +338,16 @@ def test_services_update_without_an_image_keeps_the_live_one(cloud: Cloud) -> No
     assert set(cloud.env_of()) == {*LIVE, "A"} - {"REDIS_PORT"}
 
 
+def test_a_new_service_without_an_image_is_refused_before_any_change(cloud: Cloud) -> None:
+    command = ["gcloud", "run", "deploy", "api", "--region", "us-central1", "--project", "demo"]
+
+    done = _exec(cloud, "--yes", "--", *command, "--set-env-vars", "A=1")
+
+    assert done.code == 1
+    assert "api does not exist yet, and the command names no image" in done.err
+    assert cloud.fake.mutating_calls() == []
+
+
 def test_a_command_deployed_twice_keeps_what_the_second_leaves_out(cloud: Cloud) -> None:
     """What exec declared once is not dropped when the next command leaves it out."""
     _seed(cloud, LIVE)
