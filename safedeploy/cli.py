@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -18,7 +18,7 @@ import click
 from safedeploy.dropin import exec_command
 from safedeploy.environment import Environment
 from safedeploy.errors import ExitCode, SafedeployError
-from safedeploy.session import Session, running
+from safedeploy.session import Session, manifest_paths, parse_vars, running
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -54,34 +54,6 @@ parallel_option = click.option(
 )
 
 
-def _parse_vars(pairs: Sequence[str]) -> dict[str, str]:
-    variables = {}
-    for pair in pairs:
-        name, sep, value = pair.partition("=")
-        if not sep or not name:
-            raise SafedeployError(
-                f"--var {pair!r} is not NAME=VALUE", hint="write --var IMAGE_TAG=v42"
-            )
-        variables[name] = value
-    return variables
-
-
-def _manifest_paths(paths: Sequence[Path]) -> Iterator[Path]:
-    """Files as given; a folder stands for the *.yaml and *.yml manifests in it."""
-    for path in paths:
-        if not path.is_dir():
-            yield path
-            continue
-        found = sorted([*path.glob("*.yaml"), *path.glob("*.yml")])
-        if not found:  # an empty folder deploying nothing must not look like success
-            raise SafedeployError(
-                "no manifests here (*.yaml, *.yml)",
-                where=str(path),
-                hint="name the manifest files, or the folder that holds them",
-            )
-        yield from found
-
-
 def _load(
     session: Session,
     paths: Sequence[Path],
@@ -93,7 +65,7 @@ def _load(
     """Load manifests; `unset_ok`: where an unset variable may stay as written (manifest.py)."""
     from safedeploy.manifest import load_manifest
 
-    values = _parse_vars(variables)
+    values = parse_vars(variables)
     return [
         load_manifest(
             p,
@@ -102,7 +74,7 @@ def _load(
             environ=session.environment.environ,
             unset_ok=unset_ok,
         )
-        for p in _manifest_paths(paths)
+        for p in manifest_paths(paths)
     ]
 
 
@@ -330,6 +302,32 @@ def status(
     live = context.provider(loaded, progress=session.waiting).read()
     store = context.history(loaded) if live.exists else None
     session.echo(render_status(loaded, live, store, manifest))
+
+
+@cli.command()
+@click.argument("manifest", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--yes", is_flag=True, help="Release it without asking.")
+@manifest_inputs
+@click.pass_obj
+def unlock(session: Session, /, manifest: Path, yes: bool, **given: Any) -> int:
+    """Release the deploy lease a killed run left (as `terraform force-unlock`); nothing else."""
+    from safedeploy.history import lease_holder
+    from safedeploy.manifest import FOR_READING
+
+    context = session.context(given.pop("state_dir"))
+    (loaded,) = _load(session, [manifest], **given, unset_ok=FOR_READING)
+    store = context.history(loaded)
+    lease = store.holder()
+    if lease is None:
+        session.echo(f"{loaded.service}: no deploy lease is held")
+        return ExitCode.OK
+    held = f"{lease_holder(lease)} since {lease.get('since')}"
+    session.echo(f"{loaded.service}: the deploy lease is held by {held}")
+    if not yes:
+        session.confirm("Release it?", "release the lease", "its holder")
+    released = store.unlock(lease)
+    session.echo(f"{loaded.service}: " + ("released" if released else "it changed; kept"))
+    return ExitCode.of(failed=not released)
 
 
 @cli.command()

@@ -38,10 +38,11 @@ class Context:
 
     def history(self, manifest: Manifest) -> HistoryStore:
         if manifest.platform is Platform.CLOUDRUN:
-            from safedeploy.history.cloudrun import CloudRunHistory
+            from safedeploy.history.cloudrun import CloudRunHistory, lease_ttl
 
             provider = self._cloudrun_of(manifest)
-            return CloudRunHistory(provider.google, provider.resource, self._store(manifest))
+            ttl = lease_ttl(manifest, provider.google.pace.ready_timeout)
+            return CloudRunHistory(provider.google, provider.resource, self._store(manifest), ttl)
         return self._store(manifest)
 
     def _store(self, manifest: Manifest) -> FolderHistory | S3History:

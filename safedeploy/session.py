@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import signal
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -66,14 +66,16 @@ class Session:
         if self.environment.stderr_tty:
             self.say(text)
 
-    def confirm(self) -> None:
+    def confirm(
+        self, question: str = "Apply these changes?", what: str = "deploy", shown: str = "the plan"
+    ) -> None:
         """Ask before a change; with nobody to ask (no terminal, or CI), refuse."""
         if not self.environment.stdin_tty or self.environment.ci:
             raise SafedeployError(
-                "refusing to deploy without confirmation: there is no terminal to ask on",
-                hint="review the plan, then pass --yes",
+                f"refusing to {what} without confirmation: there is no terminal to ask on",
+                hint=f"review {shown}, then pass --yes",
             )
-        if not click.confirm("Apply these changes?", default=False):
+        if not click.confirm(question, default=False):
             raise SafedeployError("cancelled; nothing was changed")
 
     def context(self, state_dir: Path | None) -> Context:
@@ -116,3 +118,32 @@ def running(environment: Environment) -> Iterator[Session]:
         sys.stdout, sys.stderr = streams
         for signum, handler in handlers.items():
             signal.signal(signum, handler)
+
+
+def parse_vars(pairs: Sequence[str]) -> dict[str, str]:
+    """--var NAME=VALUE pairs as a mapping; a pair without `=` is refused."""
+    variables = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise SafedeployError(
+                f"--var {pair!r} is not NAME=VALUE", hint="write --var IMAGE_TAG=v42"
+            )
+        variables[name] = value
+    return variables
+
+
+def manifest_paths(paths: Sequence[Path]) -> Iterator[Path]:
+    """Files as given; a folder stands for the *.yaml and *.yml manifests in it."""
+    for path in paths:
+        if not path.is_dir():
+            yield path
+            continue
+        found = sorted([*path.glob("*.yaml"), *path.glob("*.yml")])
+        if not found:  # an empty folder deploying nothing must not look like success
+            raise SafedeployError(
+                "no manifests here (*.yaml, *.yml)",
+                where=str(path),
+                hint="name the manifest files, or the folder that holds them",
+            )
+        yield from found

@@ -15,7 +15,7 @@ import subprocess
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import asdict, dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol
@@ -111,6 +111,50 @@ class HistoryStore(Protocol):
         """Whether a live deploy holds the lease now (not one left by a process that died)."""
         ...
 
+    def holder(self) -> dict[str, Any] | None:
+        """The lease as recorded (see `new_lease`), live or left by a run that was killed."""
+        ...
+
+    def unlock(self, lease: dict[str, Any]) -> bool:
+        """Remove `lease` if it is still the one recorded (`unlock`); whether it was."""
+        ...
+
+
+def new_lease(ttl: timedelta | None) -> dict[str, Any]:
+    """Who holds a lease, as every store records it: user@host and process, since when, until
+    when (None: while its process runs), and under GitHub Actions the run's URL and actor."""
+    now = datetime.now(UTC)
+    lease: dict[str, Any] = {
+        "holder": who(),
+        "pid": os.getpid(),
+        "since": now.isoformat(timespec="seconds"),
+    }
+    if ttl is not None:
+        lease["expires"] = (now + ttl).isoformat(timespec="seconds")
+    run, actor = os.environ.get("GITHUB_RUN_ID"), os.environ.get("GITHUB_ACTOR")
+    if run:
+        server = os.environ.get("GITHUB_SERVER_URL", "https://github.com")
+        lease["run"] = f"{server}/{os.environ.get('GITHUB_REPOSITORY', '')}/actions/runs/{run}"
+    if actor:
+        lease["actor"] = actor
+    return lease
+
+
+def lease_holder(lease: dict[str, Any]) -> str:
+    """`alice@ci-7 (pid 42, https://github.com/o/r/actions/runs/9 by alice)`: whom to ask."""
+    extra = [f"pid {lease['pid']}"] if "pid" in lease else []
+    if "run" in lease:
+        extra.append(f"{lease['run']} by {lease.get('actor', 'unknown')}")
+    return f"{lease.get('holder', 'unknown')}" + (f" ({', '.join(extra)})" if extra else "")
+
+
+def expired(lease: dict[str, Any]) -> bool:
+    """Past its stated expiry (a lease without one expires with its process: `is_stale`)."""
+    try:
+        return datetime.fromisoformat(str(lease["expires"])) < datetime.now(UTC)
+    except (KeyError, ValueError):
+        return False
+
 
 def last_succeeded(releases: list[Release]) -> Release | None:
     done = [r for r in releases if r.outcome is Outcome.SUCCEEDED]
@@ -167,7 +211,7 @@ class FolderHistory:
         """Hold the deploy lease; a second deploy fails fast and names the holder."""
         private_folder(self.folder)
         path = self.folder / "lease"
-        holder = {"holder": who(), "pid": os.getpid(), "since": datetime.now(UTC).isoformat()}
+        holder = new_lease(None)
         for _ in range(2):
             try:
                 fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, FILE_MODE)
@@ -180,10 +224,11 @@ class FolderHistory:
                 current = current or {}
                 raise Busy(
                     service,
-                    current.get("holder", "unknown"),
+                    lease_holder(current),
                     current.get("since"),
                     where=str(path),
-                    hint="wait for it to finish; if it crashed elsewhere, remove the lease file",
+                    hint="wait for it to finish; if it was killed, `safedeploy unlock` releases "
+                    "the lease",
                 ) from None
         else:
             raise SafedeployError(f"could not take the deploy lease for {service}", where=str(path))
@@ -197,6 +242,15 @@ class FolderHistory:
     def held(self) -> bool:
         current = _read_lease(self.folder / "lease")
         return current is not None and not is_stale(current)
+
+    def holder(self) -> dict[str, Any] | None:
+        return _read_lease(self.folder / "lease")
+
+    def unlock(self, lease: dict[str, Any]) -> bool:
+        if _read_lease(self.folder / "lease") != lease:
+            return False
+        (self.folder / "lease").unlink(missing_ok=True)
+        return True
 
     # A platform without revisions (App Runner) records each revision's configuration here.
 

@@ -150,10 +150,10 @@ class CloudRunHistory:
             before = live.etag
             live.annotations[LEASE] = json.dumps(mine, sort_keys=True)
             try:
-                written = self.google.update(live)
+                after = self._write(live)
             except VersionMoved:
                 continue
-            self.google.wrote_only_lease(before, written.etag)
+            self.google.wrote_only_lease(before, after)
             return
         raise SafedeployError(
             f"could not take the deploy lease: {service} kept changing", where=self.resource
@@ -190,10 +190,17 @@ class CloudRunHistory:
             return service is None and self.local.unlock(lease)
         del service.annotations[LEASE]
         try:
-            self.google.update(service)
+            self._write(service)
         except VersionMoved:
             return False
         return True
+
+    def _write(self, service: Any) -> str:
+        """One write of the service's annotations against its etag; the etag it leaves. Not
+        waited for: no revision comes of it, and the API has stored it once it answers."""
+        with errors(self.resource):
+            operation = self.google.call(self.google.services.update_service, service=service)
+        return str(operation.metadata.etag)
 
 
 def _lease_of(service: Any) -> dict[str, Any] | None:

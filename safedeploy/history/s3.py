@@ -12,17 +12,25 @@ lease.json.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from safedeploy.aws import Clients, aws_errors, error_code
 from safedeploy.errors import Busy, SafedeployError
-from safedeploy.history import Outcome, Release, decode, encode, is_stale, who
+from safedeploy.history import (
+    Outcome,
+    Release,
+    decode,
+    encode,
+    expired,
+    is_stale,
+    lease_holder,
+    new_lease,
+)
 from safedeploy.redact import scrub
 
 LEASE_TTL = timedelta(hours=1)  # longer than any deploy's bounded waits
@@ -136,20 +144,31 @@ class S3History:
         if found is None:
             return False
         current = json.loads(found[0])
-        return not (_expired(current) or is_stale(current))
+        return not (expired(current) or is_stale(current))
+
+    def holder(self) -> dict[str, Any] | None:
+        found = self._get(self._key("lease.json"))
+        return json.loads(found[0]) if found else None
+
+    def unlock(self, lease: dict[str, Any]) -> bool:
+        key = self._key("lease.json")
+        found = self._get(key)
+        if found is None or json.loads(found[0]) != lease:
+            return False
+        with aws_errors("release the deploy lease", self._where(key)):
+            try:
+                self._s3.delete_object(Bucket=self.bucket, Key=key, IfMatch=found[1])
+            except ClientError as exc:
+                if error_code(exc) not in (*_LOST, "NoSuchKey"):
+                    raise
+                return False
+        return True
 
     @contextmanager
     def lease(self, service: str) -> Iterator[None]:
         """Hold the deploy lease; a second deploy fails fast and names the holder."""
         key = self._key("lease.json")
-        now = datetime.now(UTC)
-        mine = {
-            "holder": who(),
-            "pid": os.getpid(),
-            "since": now.isoformat(timespec="seconds"),
-            "expires": (now + LEASE_TTL).isoformat(timespec="seconds"),
-        }
-        etag = self._take(service, key, json.dumps(mine))
+        etag = self._take(service, key, json.dumps(new_lease(LEASE_TTL)))
         try:
             yield
         finally:
@@ -171,23 +190,16 @@ class S3History:
             if found is None:
                 continue  # released between the two calls
             current, current_etag = json.loads(found[0]), found[1]
-            if _expired(current) or is_stale(current):  # a dead process's, on this machine
+            if expired(current) or is_stale(current):  # a dead process's, on this machine
                 etag = self._put(key, text, IfMatch=current_etag)
                 if etag is not None:
                     return etag
             raise Busy(
                 service,
-                current.get("holder", "unknown"),
+                lease_holder(current),
                 current.get("since"),
                 where=self._where(key),
-                hint=f"wait for it to finish; a lease left by a crash expires after "
-                f"{LEASE_TTL.total_seconds() / 3600:g} h (or delete the object)",
+                hint=f"wait for it to finish; a lease left by a killed run expires at "
+                f"{current.get('expires')}, or `safedeploy unlock` releases it now",
             )
         raise SafedeployError(f"could not take the deploy lease for {service}", where=key)
-
-
-def _expired(lease: dict[str, Any]) -> bool:
-    try:
-        return datetime.fromisoformat(str(lease["expires"])) < datetime.now(UTC)
-    except (KeyError, ValueError):
-        return False

@@ -40,7 +40,24 @@ def render_status(
         f"owned: {', '.join(sorted(live.owned)) or '(none)'}",
         f"drift (live, not in the manifest): {', '.join(drift) or '(none)'}",
     ]
-    return "\n".join([*lines, *_unfinished(history, path)])
+    return "\n".join([*lines, *_lease(history, path), *_unfinished(history, path)])
+
+
+def _lease(history: HistoryStore, path: Path) -> list[str]:
+    """Who holds the deploy lease, since and until when, and what frees one a killed run left."""
+    from safedeploy.history import expired, is_stale, lease_holder
+
+    lease = history.holder()
+    if lease is None:
+        return []
+    until = f", expires {lease['expires']}" if "expires" in lease else ""
+    when = f"since {lease.get('since')}{until}"
+    if expired(lease) or is_stale(lease):
+        return [f"deploy lease: left by {lease_holder(lease)} {when}; the next deploy takes it"]
+    return [
+        f"deploy lease: held by {lease_holder(lease)} {when}; "
+        f"if that run was killed, `safedeploy unlock {path}` releases it"
+    ]
 
 
 def _unfinished(history: HistoryStore, path: Path) -> list[str]:

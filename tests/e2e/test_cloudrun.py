@@ -23,6 +23,7 @@ from fakes.cloudrun import AppRequest, AppResponse, FakeCloudRun, failing_health
 NAME = "projects/demo/locations/us-central1/services/api"
 ACCOUNT = "api@demo.iam.gserviceaccount.com"
 ACCESSOR = "roles/secretmanager.secretAccessor"
+LEASE = "safedeploy.dev/lease"
 HEADER = """\
 service: api
 platform: cloudrun
@@ -299,7 +300,7 @@ def test_canary_moves_traffic_through_each_step_in_order(cloud: Cloud) -> None:
             sum(t.get("percent", 0) for t in call.body["traffic"] if t.get("revision") == name)
             for name in (old, new)
         )
-        if call.status == 200 and split not in splits:
+        if call.status == 200 and sum(split) and split not in splits:  # not the lease's writes
             splits.append(split)
     assert splits == [(100, 0), (90, 10), (50, 50), (0, 100)]
     assert serving(cloud) == {new: 100}
@@ -349,9 +350,14 @@ def test_rollback_after_a_good_release_serves_the_previous_revision(cloud: Cloud
     assert done.code == 0, done.err
     assert serving(cloud) == {old: 100}
     assert cloud.served_by() == old
-    # A tag lets it be probed alone before any traffic moves; then one write moves the traffic,
-    # one drops the tag, one records the release; no image is built or redeployed.
-    tagged, routed, untagged, recorded = cloud.fake.calls("UpdateService")[updates:]
+    # The lease is taken; a tag lets it be probed alone before any traffic moves; then one write
+    # moves the traffic, one drops the tag, one records the release, and the lease is released;
+    # no image is built or redeployed.
+    leased, tagged, routed, untagged, recorded, released = cloud.fake.calls("UpdateService")[
+        updates:
+    ]
+    assert LEASE in leased.body["annotations"]
+    assert LEASE not in released.body.get("annotations", {})
     assert [(t.get("revision"), t.get("tag")) for t in tagged.body["traffic"]][-1] == (
         old,
         "candidate",
@@ -370,7 +376,7 @@ def test_history_and_status_come_from_the_service_itself(cloud: Cloud) -> None:
     assert cloud.run("deploy", sick, "--yes").code == 3
     serves = serving(cloud)
     manifest = cloud.manifest("image: app:2\nenv: {A: '1'}\n")
-    (cloud.root / "state").rename(cloud.root / "elsewhere")  # a fresh CI runner: no local state
+    assert not (cloud.root / "state").exists()  # records and lease live on the service alone
 
     history = cloud.run("history", manifest)
     status = cloud.run("status", manifest)
@@ -403,7 +409,11 @@ def test_a_write_between_plan_and_apply_is_refused(cloud: Cloud) -> None:
 
     assert done.code == 1
     assert "changed since" in done.err and "plan` again" in done.err
-    assert [c.status for c in cloud.fake.calls("UpdateService")] == [409]
+    # The other writer came first; the lease was taken on a second read, then released: apply
+    # found the service changed since the plan and wrote nothing.
+    writes = cloud.fake.calls("UpdateService")
+    assert [c.status for c in writes] == [409, 200, 200]
+    assert [LEASE in c.body.get("annotations", {}) for c in writes] == [True, True, False]
     assert cloud.env_of() == {"A": "1", "OTHER": "x"}
     assert cloud.service()["template"]["containers"][0]["image"] == "app:1"
 

@@ -373,6 +373,7 @@ def test_cloudrun_signal_at_a_step_rolls_back(cloud: Cloud, step: str, signals: 
     assert cloud.serving() == before
     assert not any(t.get("tag") == "candidate" for t in cloud.fake.service(NAME)["traffic"])
     assert not (cloud.root / "state" / "api" / "history" / "lease").exists()
+    assert "safedeploy.dev/lease" not in cloud.fake.service(NAME).get("annotations", {})
     last = cloud.records()[-1]
     assert last["outcome"] == "rolled-back"
     assert "cancelled by SIGTERM" in str(last["message"])

@@ -2,10 +2,11 @@
 
 How the core's operations map onto Cloud Run:
 
-- `apply` reads the Service, refuses if its etag is not the candidate's version, and sends it
-  back with the image, env and settings of the target, the revision named as the core named it,
-  and that etag, so a service changed in between is a 409, never overwritten. The new revision
-  gets no traffic and the tag `candidate`. Traffic that followed LATEST is pinned to the revision
+- `apply` reads the Service, refuses if its etag is not the candidate's version (this run's
+  lease write aside: it moves the etag, not the configuration), and sends it back with the
+  image, env and settings of the target, the revision named as the core named it, and that
+  etag, so a service changed in between is a 409, never overwritten. The new revision gets
+  no traffic and the tag `candidate`. Traffic that followed LATEST is pinned to the revision
   serving it, or the new revision would take all of it at once.
 - Traffic moves by revision name, so a rollback serves exactly the revisions that served before.
 - `read` reports what runs: the revision that serves the largest share, which after a rollback
@@ -150,7 +151,7 @@ class CloudRunProvider:
             service = run_v2.Service(template=run_v2.RevisionTemplate(containers=[container]))
         else:
             service = self.google.service(self.resource)
-            if service is None or service.etag != candidate.version:
+            if service is None or self.google.planned_at(service.etag) != candidate.version:
                 raise VersionMoved(where=self.resource)
             before = serving(service)
             service.traffic = with_candidate(service, candidate.revision)
