@@ -22,6 +22,10 @@ _UNDECIDED = {
     "UNKNOWN_INFO": "the deployer may not read every policy involved",
 }
 _CALLER = "the deployer needs roles/iam.securityReviewer (or the same reads) to have it checked"
+_NO_ACCOUNT = (
+    "declare settings.service_account, or let the deployer read the project "
+    "(resourcemanager.projects.get) to find its default compute account"
+)
 
 
 @dataclass(frozen=True)
@@ -48,22 +52,22 @@ def facts(
     if not needs:
         return []
     try:
-        account = target.settings.get("service_account") or default_account(google, project)
+        account = str(target.settings.get("service_account") or default_account(google, project))
     except SafedeployError as exc:
         why = f"the runtime service account is not known: {exc.what}"
-        return [fact for need in needs for fact in _not_checked(need, why, exc.hint)]
+        return [fact for need in needs for fact in _not_checked(need, why, _NO_ACCOUNT)]
     found: list[Fact] = []
     for index, need in enumerate(needs):
         try:
-            state = _troubleshoot(google, str(account), need)
+            state = _troubleshoot(google, account, need)
         except SafedeployError as exc:
             why = f"Policy Troubleshooter could not answer: {exc.what}"
             return found + [f for n in needs[index:] for f in _not_checked(n, why, _CALLER)]
         if state == "CANNOT_ACCESS":
-            found += _not_granted(need, str(account))
+            found += _not_granted(need, account)
         elif state != "CAN_ACCESS":
             why = f"IAM could not decide for {account}: {_UNDECIDED.get(state, state)}"
-            found += _not_checked(need, why, f"check it by hand: {_command(need, str(account))}")
+            found += _not_checked(need, why, f"check it by hand: {_command(need, account)}")
     return found
 
 

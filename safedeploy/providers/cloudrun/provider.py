@@ -1,4 +1,5 @@
-"""The Cloud Run provider: the Cloud Run Admin API v2 over REST, Secret Manager for preflight.
+"""The Cloud Run provider: the Cloud Run Admin API v2 over REST; Secret Manager and Policy
+Troubleshooter for preflight.
 
 How the core's operations map onto Cloud Run:
 
@@ -129,7 +130,8 @@ class CloudRunProvider:
         return metrics.traffic(self.google, self.resource, revision, start, end, latency)
 
     def preflight(self, target: ServiceSpec) -> list[Fact]:
-        """Settings Cloud Run cannot take, then every secret reference, read-only."""
+        """Settings Cloud Run cannot take, every secret reference, then the runtime account's
+        access to the secrets and Cloud SQL instances, read-only."""
         return preflight.facts(self.google, self.project, target)
 
     # -- changing -----------------------------------------------------------------------------
