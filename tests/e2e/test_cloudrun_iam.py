@@ -8,10 +8,11 @@ from typing import Any
 
 from fakes.iam import PROJECTS, project_number
 
-from e2e.test_cloudrun import ACCESSOR, ACCOUNT, Cloud, _env, seed
+from e2e.test_cloudrun import ACCESSOR, ACCOUNT, Cloud, _env, _secret_env, seed
 from e2e.test_cloudrun import cloud as cloud  # the fixture
 
 CLIENT = "roles/cloudsql.client"
+ACCESS = "secretmanager.versions.access"
 DEMO = f"{PROJECTS}demo"
 SQL = "settings: {cloudsql_instances: ['demo:us-central1:main', 'demo:us-central1:replica']}\n"
 
@@ -114,3 +115,32 @@ def test_no_service_account_checks_the_default_compute_account(cloud: Cloud) -> 
     assert unknown.code == 0
     assert "SD204" in unknown.out and "runtime service account is not known" in unknown.out
     assert cloud.fake.mutating_calls() == []
+
+
+def test_a_kept_secret_and_one_of_another_project_are_checked_too(cloud: Cloud) -> None:
+    granted = {ACCESSOR: [f"serviceAccount:{ACCOUNT}"]}
+    cloud.fake.add_secret("demo", "kept-secret", {1: ("ENABLED", "x")}, granted)
+    cloud.fake.add_secret("shared", "signing-key", {1: ("ENABLED", "x")}, granted)
+    seed(cloud, [*_env(A="1"), _secret_env("KEPT", "kept-secret")])
+    new = "runtime@demo.iam.gserviceaccount.com"  # the manifest moves the service to it
+    manifest = cloud.manifest(
+        "image: app:2\nsecrets: {SIGN: projects/shared/secrets/signing-key}\n"
+        f"settings: {{service_account: {new}}}\n"
+    )
+
+    done = cloud.run("plan", manifest, "--format", "json")
+
+    assert done.code == 1
+    assert _findings(done) == {
+        ("SD207", "error", "secrets.SIGN"),
+        ("SD109", "warning", "unmanaged"),
+    }
+    hints = [f["hint"] for f in json.loads(done.out)["plans"][0]["findings"]]
+    assert (
+        f"gcloud secrets add-iam-policy-binding signing-key --project shared --member "
+        f"serviceAccount:{new} --role {ACCESSOR}" in hints
+    )
+    assert _tuples(cloud) == [
+        (new, "//secretmanager.googleapis.com/projects/demo/secrets/kept-secret", ACCESS),
+        (new, "//secretmanager.googleapis.com/projects/shared/secrets/signing-key", ACCESS),
+    ]
