@@ -20,7 +20,7 @@ from safedeploy.aws import Clients
 from safedeploy.cancel import NEVER, Cancelled, CancelToken
 from safedeploy.errors import Busy, SafedeployError, Unrecoverable, VersionMoved
 from safedeploy.history import FolderHistory
-from safedeploy.model import Problem, SecretRef, ServiceSpec
+from safedeploy.model import Problem, Revision, SecretRef, ServiceSpec
 from safedeploy.providers.base import Candidate, Pending
 from safedeploy.providers.ecs_express import EcsExpressProvider, mapping
 
@@ -287,7 +287,7 @@ def test_route_back_after_the_deployment_sends_the_old_configuration_whole(world
     assert sent[0].body["primaryContainer"]["image"] == f"{REPO}:v1"
     assert world.container()["environment"] == LIVE_ENV
     assert world.container()["awsLogsConfiguration"] == LOGS
-    provider.retire(ready)
+    provider.retire(Revision(old))
     assert provider.read().traffic == {old: 100}
 
 
@@ -411,3 +411,31 @@ def test_a_secret_arn_with_a_json_key_is_looked_up_as_its_secret(world: World) -
     world.create_live()
     target = ServiceSpec(image=f"{REPO}:v1", env={"PASSWORD": SecretRef(f"{world.secret}:pw::")})
     assert world.provider().preflight(target) == []
+
+
+def test_a_rollback_during_the_bake_fails_retire_and_the_old_revision_serves(world: World) -> None:
+    world.create_live()
+    provider = world.provider()
+    old = next(iter(provider.read().traffic))
+    ready = provider.wait_ready(_deploy(world, f"{REPO}:v2"), NEVER)
+    current = world.ecs().describe_express_gateway_service(
+        serviceArn=world.ecs().list_services()["serviceArns"][0]
+    )["service"]["currentDeployment"]
+    world.ecs().stop_service_deployment(serviceDeploymentArn=current)  # as an alarm would
+    with pytest.raises(SafedeployError, match="ROLLBACK_SUCCESSFUL") as failed:
+        provider.retire(ready)
+    assert not isinstance(failed.value, Unrecoverable)
+    before = len(world.fake.mutating_calls())
+    provider.route({old: 100})  # the core's way back: ECS already serves it
+    assert len(world.fake.mutating_calls()) == before
+    assert provider.read().traffic == {old: 100}
+
+
+def test_retire_honours_the_cancel_token(world: World) -> None:
+    world.create_live()
+    provider = world.provider()
+    ready = provider.wait_ready(_deploy(world, f"{REPO}:v2"), NEVER)
+    token = CancelToken()
+    token.cancel("cancelled by SIGTERM")
+    with pytest.raises(Cancelled):
+        provider.retire(ready, token)

@@ -245,12 +245,24 @@ class EcsExpressProvider:
 
     def retire(self, keep: Revision, cancel: CancelToken = NEVER) -> None:
         """Wait for the deployment to finish: ECS stops the old tasks after the last bake, and
-        may still roll back until then."""
+        may still roll back until then. Raise unless it succeeded and `keep` serves."""
         live = self.api.describe()
-        running = live.running if live else None
-        if running is not None:
-            arn = str(running["serviceDeploymentArn"])
-            _judge(self.api.wait(arn, lambda _deployment: False, cancel), arn, final=True)
+        if live is None:
+            raise SafedeployError(f"service {self.service} vanished", where=self.api.where)
+        if live.deployment is not None:
+            arn = str(live.deployment["serviceDeploymentArn"])
+            ended = live.deployment
+            if live.running is not None:
+                ended = self.api.wait(arn, lambda _deployment: False, cancel)
+                live = self.api.describe() or live
+            _judge(ended, arn, final=True)
+        stored = self.revisions.config(keep.name)
+        if stored is not None and not records.is_config(stored, mapping.spec(live.config)):
+            raise SafedeployError(
+                f"revision {keep.name} does not serve: ECS runs another configuration",
+                where=self.api.where,
+                hint="see the service's deployments in the ECS console",
+            )
 
     def discard(self, candidate: Revision) -> None:
         """Nothing to remove: the candidate's recorded configuration stays as evidence."""
