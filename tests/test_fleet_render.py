@@ -119,5 +119,7 @@ def test_deploy_summary_json_has_every_service_its_time_and_the_worst_exit_code(
         "traffic_before": {},
         "traffic_after": {},
         "probes": [],
+        "diagnosis": None,
+        "analysis": [],
         "seconds": 0,
     }
