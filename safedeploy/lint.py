@@ -11,14 +11,16 @@ import unicodedata
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
-from safedeploy.history import new_release_id, revision_name
 from safedeploy.manifest import Manifest
 from safedeploy.merge import Action, MergeResult
 from safedeploy.model import Fact, LiveService, Platform, Problem, ServiceSpec
-from safedeploy.providers.base import Capabilities
 from safedeploy.redact import is_sensitive_name, looks_like_credential
+
+if TYPE_CHECKING:  # `lint` starts without them: they bring sockets and subprocesses
+    from safedeploy.providers.base import Capabilities
 
 
 class Severity(StrEnum):
@@ -452,6 +454,8 @@ def lint_platform(
     manifest: Manifest, live: LiveService, capabilities: Capabilities
 ) -> list[Finding]:
     """What the manifest asks that the platform cannot do, or not now (SD110, SD206, SD304)."""
+    from safedeploy.history import new_release_id, revision_name
+
     findings = []
     if manifest.rollout.strategy == "canary" and not capabilities.traffic_split:
         message = f"platform {manifest.platform} cannot split traffic, so no canary"
