@@ -240,6 +240,7 @@ def test_ecs_rolling_back_a_broken_image_is_an_error_that_says_so(world: World) 
     old = [name for name in provider.read().traffic]
     before = len(world.fake.mutating_calls())
     provider.route({old[0]: 100})
+    provider.retire(Revision(old[0]))  # the rolled-back deployment is not the kept one's
     assert len(world.fake.mutating_calls()) == before
 
 

@@ -130,17 +130,29 @@ class EcsExpressApi:
         arn = self.arn()
         if arn is None:
             return None
+        service = self._service(arn)
+        if service is None:
+            return None
+        current = service.get("currentDeployment")
+        deployment = self.deployment(current) if current else None
+        ended = deployment is not None and deployment["status"] in TERMINAL
+        if ended and len(service["activeConfigurations"]) > 1:  # it ended between the reads
+            service = self._service(arn)
+        return Live(service, deployment) if service is not None else None
+
+    def _service(self, arn: str) -> Json | None:
         with aws_errors("describe the service", self.where):
             try:
-                service = self._api.describe_express_gateway_service(serviceArn=arn)["service"]
+                service: Json = self._api.describe_express_gateway_service(serviceArn=arn)[
+                    "service"
+                ]
             except ClientError as exc:
                 if error_code(exc) == "ResourceNotFoundException":
                     return None
                 raise
         if service["status"]["statusCode"] == "INACTIVE" or not service["activeConfigurations"]:
             return None
-        current = service.get("currentDeployment")
-        return Live(service, self.deployment(current) if current else None)
+        return service
 
     def deployment(self, arn: str) -> Json:
         with aws_errors("describe the service deployment", arn):

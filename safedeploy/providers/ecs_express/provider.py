@@ -249,15 +249,16 @@ class EcsExpressProvider:
         live = self.api.describe()
         if live is None:
             raise SafedeployError(f"service {self.service} vanished", where=self.api.where)
-        if live.deployment is not None:
-            arn = str(live.deployment["serviceDeploymentArn"])
-            ended = live.deployment
-            if live.running is not None:
-                ended = self.api.wait(arn, lambda _deployment: False, cancel)
-                live = self.api.describe() or live
-            _judge(ended, arn, final=True)
+        running = live.running
+        if running is not None:
+            arn = str(running["serviceDeploymentArn"])
+            _judge(self.api.wait(arn, lambda _deployment: False, cancel), arn, final=True)
+            live = self.api.describe() or live
         stored = self.revisions.config(keep.name)
         if stored is not None and not records.is_config(stored, mapping.spec(live.config)):
+            if running is None and live.deployment is not None:  # it ended before we looked
+                last = live.deployment
+                _judge(last, str(last["serviceDeploymentArn"]), final=True)
             raise SafedeployError(
                 f"revision {keep.name} does not serve: ECS runs another configuration",
                 where=self.api.where,
