@@ -423,3 +423,12 @@ def test_a_deployment_that_outlasts_the_timeout_needs_a_human(
     done = aws.run("deploy", str(aws.manifest(f"{REPO}:v2")), "--yes")
     assert done.code == 4, done.err
     assert "did not end within" in done.err
+
+
+def test_an_app_runner_setting_is_sd305_naming_its_key(aws: Aws) -> None:
+    aws.create_live()
+    extra = "settings:\n  instance_role: arn:aws:iam::123456789012:role/web\n"
+    done = aws.run("plan", str(aws.manifest(f"{REPO}:v2", extra=extra)), "--format", "json")
+    assert done.code == 1
+    findings = {(f["code"], f["key"]) for f in json.loads(done.out)["plans"][0]["findings"]}
+    assert ("SD305", "settings.instance_role") in findings
