@@ -11,14 +11,18 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from safedeploy.dropin import exec_command
+from safedeploy.dropin import by_name, exec_command, named_manifest
 from safedeploy.environment import Environment
 from safedeploy.errors import ExitCode, SafedeployError
 from safedeploy.session import Session, manifest_paths, parse_vars, running
+
+if TYPE_CHECKING:
+    from safedeploy.context import Context
+    from safedeploy.manifest import Manifest
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -42,6 +46,12 @@ def manifest_inputs(func: F) -> F:
         "--env", "env_name", metavar="NAME", help="Apply the manifest's environments.NAME overlay."
     )(func)
     return func
+
+
+def one_service(func: F) -> F:
+    """MANIFEST, or the flags that name a service `exec` deployed (it has no manifest file)."""
+    path = click.Path(exists=True, dir_okay=False, path_type=Path)
+    return click.argument("manifest", required=False, type=path)(manifest_inputs(by_name(func)))
 
 
 parallel_option = click.option(
@@ -76,6 +86,18 @@ def _load(
         )
         for p in manifest_paths(paths)
     ]
+
+
+def _one(session: Session, given: dict[str, Any]) -> tuple[Context, Manifest]:
+    """The context and the manifest `one_service` names, for a command that reads it."""
+    from safedeploy.manifest import FOR_READING
+
+    context = session.context(given.pop("state_dir"))
+    named = named_manifest(session.environment.environ, given)
+    if named is not None:
+        return context, named
+    (loaded,) = _load(session, [given.pop("manifest")], **given, unset_ok=FOR_READING)
+    return context, loaded
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -204,8 +226,7 @@ def deploy(
 
 
 @cli.command()
-@click.argument("manifest", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@manifest_inputs
+@one_service
 @click.option(
     "--to",
     "to",
@@ -213,21 +234,12 @@ def deploy(
     help="Serve this revision [default: the one before the last release].",
 )
 @click.pass_obj
-def rollback(
-    session: Session,
-    manifest: Path,
-    env_name: str | None,
-    variables: tuple[str, ...],
-    state_dir: Path | None,
-    to: str | None,
-) -> int:
+def rollback(session: Session, /, to: str | None, **given: Any) -> int:
     """Serve an earlier revision again, probe it, and record the rollback."""
-    from safedeploy.manifest import FOR_READING
     from safedeploy.render.service import render_result
     from safedeploy.rollback import Rollback
 
-    context = session.context(state_dir)
-    (loaded,) = _load(session, [manifest], env_name, variables, unset_ok=FOR_READING)
+    context, loaded = _one(session, given)
     deployer = Rollback(
         loaded,
         context.provider(loaded, progress=session.say),  # says which values it took from live
@@ -242,22 +254,13 @@ def rollback(
 
 
 @cli.command()
-@click.argument("manifest", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@manifest_inputs
+@one_service
 @click.pass_obj
-def history(
-    session: Session,
-    manifest: Path,
-    env_name: str | None,
-    variables: tuple[str, ...],
-    state_dir: Path | None,
-) -> None:
+def history(session: Session, /, **given: Any) -> None:
     """List the releases of the service, oldest first."""
-    from safedeploy.manifest import FOR_READING
     from safedeploy.render.service import render_history
 
-    context = session.context(state_dir)
-    (loaded,) = _load(session, [manifest], env_name, variables, unset_ok=FOR_READING)
+    context, loaded = _one(session, given)
     session.echo(render_history(loaded.service, context.history(loaded).releases()))
 
 
@@ -283,39 +286,27 @@ def why(session: Session, /, manifest: Path, release: str | None, fmt: str, **gi
 
 
 @cli.command()
-@click.argument("manifest", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@manifest_inputs
+@one_service
 @click.pass_obj
-def status(
-    session: Session,
-    manifest: Path,
-    env_name: str | None,
-    variables: tuple[str, ...],
-    state_dir: Path | None,
-) -> None:
+def status(session: Session, /, **given: Any) -> None:
     """Show what serves now: revisions and traffic, the URL, owned names and drift."""
-    from safedeploy.manifest import FOR_READING
     from safedeploy.render.service import render_status
 
-    context = session.context(state_dir)
-    (loaded,) = _load(session, [manifest], env_name, variables, unset_ok=FOR_READING)
+    context, loaded = _one(session, given)
     live = context.provider(loaded, progress=session.waiting).read()
     store = context.history(loaded) if live.exists else None
-    session.echo(render_status(loaded, live, store, manifest))
+    session.echo(render_status(loaded, live, store))
 
 
 @cli.command()
-@click.argument("manifest", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@one_service
 @click.option("--yes", is_flag=True, help="Release it without asking.")
-@manifest_inputs
 @click.pass_obj
-def unlock(session: Session, /, manifest: Path, yes: bool, **given: Any) -> int:
+def unlock(session: Session, /, yes: bool, **given: Any) -> int:
     """Release the deploy lease a killed run left (as `terraform force-unlock`); nothing else."""
     from safedeploy.history import lease_holder
-    from safedeploy.manifest import FOR_READING
 
-    context = session.context(given.pop("state_dir"))
-    (loaded,) = _load(session, [manifest], **given, unset_ok=FOR_READING)
+    context, loaded = _one(session, given)
     store = context.history(loaded)
     lease = store.holder()
     if lease is None:

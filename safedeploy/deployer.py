@@ -172,7 +172,7 @@ class Deployer:
                 f"{interrupted_note(stuck)}; the service serves {describe_split(serving)}, "
                 f"not {describe_split(stuck.traffic_before)} as before it; nothing was changed",
                 where=str(self.manifest.path),
-                hint=f"run `safedeploy rollback {self.manifest.path}` to finish it, "
+                hint=f"run `safedeploy rollback {self.manifest.argument}` to finish it, "
                 "then deploy again",
             )
 

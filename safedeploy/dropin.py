@@ -8,9 +8,10 @@ is imported before the command runs, as in `cli`: the rest costs every other com
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import shlex
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -25,6 +26,10 @@ if TYPE_CHECKING:
     from safedeploy.plan import Plan
 
 ORIGIN = Path("exec")  # what messages name as the manifest; state goes beside it, in ./
+F = TypeVar("F", bound=Callable[..., Any])
+_EITHER = (
+    "pass a MANIFEST, or --platform and --service (with --project, --region) as exec took them"
+)
 
 
 @click.command(
@@ -160,7 +165,8 @@ def _plan_one(context: Context, manifest: Manifest) -> tuple[Fleet, Plan]:
 
 def _manifest(command: Command, probes: Sequence[str]) -> Manifest:
     """The manifest the command stands for, with every value it passes; its findings name the
-    command, not lines of a text nobody sees."""
+    command, not lines of a text nobody sees. The flags that name its service stand for its path
+    wherever a later command is suggested."""
     import msgspec
 
     from safedeploy.manifest import load_manifest
@@ -168,7 +174,47 @@ def _manifest(command: Command, probes: Sequence[str]) -> Manifest:
     text = command.manifest(probes, deployed=True)
     manifest = load_manifest(ORIGIN, text=text, variables=command.variables, environ={})
     image = manifest.image if command.names_image else None  # none named: the live one stays
-    return msgspec.structs.replace(manifest, lines={}, image=image)
+    named = {
+        "--platform": manifest.platform,
+        "--project": manifest.project,
+        "--region": manifest.region,
+        "--service": manifest.service,
+    }
+    flags = shlex.join(word for flag, value in named.items() if value for word in (flag, value))
+    return msgspec.structs.replace(manifest, lines={}, image=image, by_name=flags)
+
+
+def by_name(func: F) -> F:
+    """--platform, --project, --region, --service: a service exec deployed has no manifest file,
+    so `status`, `history` and `rollback` take these instead of one."""
+    for name, what in [
+        ("--service", "The service."),
+        ("--region", "Its region [default: as exec finds it]."),
+        ("--project", "Its project (cloudrun) [default: as exec finds it]."),
+    ]:
+        func = click.option(name, help=what)(func)
+    platform = click.Choice(["cloudrun", "apprunner"])
+    help_ = "Name the service instead of a MANIFEST, as for one `exec` deployed."
+    return click.option("--platform", type=platform, help=help_)(func)
+
+
+def named_manifest(environ: Mapping[str, str], given: dict[str, Any]) -> Manifest | None:
+    """The manifest exec builds for the service the `by_name` flags name, taking them out of
+    `given` (a command's parameters); None when there are none and a MANIFEST names it."""
+    from safedeploy.convert.command import named_service
+
+    flags = {key: given.pop(key) for key in ("platform", "project", "region", "service")}
+    if not any(flags.values()):
+        if given["manifest"] is None:
+            raise SafedeployError("name the service: no MANIFEST and no --service", hint=_EITHER)
+        return None
+    if given["manifest"] is not None or given["env_name"] or given["variables"]:
+        raise SafedeployError(
+            "a MANIFEST (--env, --var) or the flags name it: not both", hint=_EITHER
+        )
+    if flags["platform"] is None or flags["service"] is None:
+        raise SafedeployError("--platform and --service name a service together", hint=_EITHER)
+    return _manifest(named_service(**flags, environ=environ), ())
 
 
 def _kept(plan: Plan) -> list[str]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -52,6 +53,13 @@ class Manifest(Document, frozen=True):
     lines: dict[str, int] = field(default_factory=dict)
     # dotted key -> the value as written, for each value a non-public ${VAR} filled
     templates: dict[str, str] = field(default_factory=dict)
+    # A manifest that is no file (`exec` builds one): the flags that name its service instead.
+    by_name: str = ""
+
+    @property
+    def argument(self) -> str:
+        """How a command line names this manifest: its path, or the flags that name its service."""
+        return self.by_name or shlex.quote(str(self.path))
 
     def line_of(self, key: str) -> int | None:
         """The line of a dotted key (`env.FOO`, `secrets.BAR`, `image`) or of its nearest parent."""

@@ -380,6 +380,88 @@ def test_rollback_history_and_status_work_on_what_exec_deployed(cloud: Cloud) ->
     assert cloud.served_by() == before
 
 
+BY_NAME = ["--platform", "cloudrun", "--project", "demo", "--region", "us-central1"]
+BY_NAME += ["--service", "api"]
+
+
+def test_status_history_and_rollback_name_what_exec_deployed_by_its_service(cloud: Cloud) -> None:
+    _seed(cloud, LIVE)
+    before = cloud.served_by()
+    done = _exec(cloud, "--yes", "--", *INCIDENT)
+
+    status = cloud.run("status", *BY_NAME)
+    history = cloud.run("history", *BY_NAME)
+    rollback = cloud.run("rollback", *BY_NAME)
+    unlock = cloud.run("unlock", *BY_NAME)
+    defaults = {"CLOUDSDK_CORE_PROJECT": "demo", "CLOUDSDK_RUN_REGION": "us-central1"}
+    after = run_cli(
+        "history", "--platform", "cloudrun", "--service", "api", env=cloud.env() | defaults
+    )
+
+    assert done.code == 0, done.err
+    assert status.code == 0, status.err
+    assert status.out.startswith("api (cloudrun) at http")
+    assert "owned: DATABASE_URL, REDIS_HOST" in status.out
+    assert "drift" not in status.out  # a service named by flags has no manifest to drift from
+    assert history.code == 0, history.err
+    assert [line.split()[1:2] for line in history.out.splitlines()[1:]] == [["deploy"]]
+    assert rollback.code == 0, rollback.err
+    assert cloud.served_by() == before
+    assert unlock.code == 0 and unlock.out == "api: no deploy lease is held\n", unlock.err
+    assert after.code == 0, after.err
+    assert "rollback" in after.out and "succeeded" in after.out
+
+
+def test_a_manifest_and_the_flags_together_are_refused_before_any_call(cloud: Cloud) -> None:
+    manifest = cloud.manifest("image: app:2\n")
+
+    both = cloud.run("status", manifest, *BY_NAME)
+    overlay = cloud.run("rollback", "--var", "TAG=2", *BY_NAME)
+    neither = cloud.run("history")
+    nameless = cloud.run("status", "--platform", "cloudrun", "--project", "demo")
+
+    assert (both.code, overlay.code, neither.code, nameless.code) == (1, 1, 1, 1)
+    assert "error: a MANIFEST (--env, --var) or the flags name it: not both" in both.err
+    assert "not both" in overlay.err
+    assert "error: name the service: no MANIFEST and no --service" in neither.err
+    assert "--platform and --service name a service together" in nameless.err
+    assert "pass a MANIFEST, or --platform and --service" in both.err
+    assert cloud.fake.calls() == []
+
+
+def test_an_interrupted_exec_release_names_the_rollback_that_finishes_it_by_service(
+    aws: test_apprunner.Aws,
+) -> None:
+    arn = aws.create_live()
+    update = ["aws", "apprunner", "update-service", "--service-arn", arn]
+    named = ["--platform", "apprunner", "--region", "us-east-1", "--service", "notify-api"]
+    rollback = f"`safedeploy rollback {' '.join(named)}`"
+
+    def image(tag: str) -> list[str]:
+        source = {"ImageRepository": {"ImageIdentifier": f"{test_apprunner.REPO}:{tag}"}}
+        return [*update, "--source-configuration", json.dumps(source)]
+
+    assert aws.run("exec", "--yes", "--", *image("v2")).code == 0
+    assert aws.run("exec", "--yes", "--", *image("v3")).code == 0
+    *_, last = sorted((aws.root / "state" / "notify-api" / "history").glob("*.json"))
+    record = json.loads(last.read_text())
+    last.write_text(json.dumps({**record, "outcome": "in-progress"}))  # as if killed serving v3
+
+    refused = aws.run("exec", "--yes", "--", *image("v4"))
+    status = aws.run("status", *named)
+    finished = aws.run("rollback", *named)
+
+    assert refused.code == 1
+    assert "was interrupted and never finished" in refused.err
+    assert f"run {rollback} to finish it" in refused.err
+    assert status.code == 0, status.err
+    assert f"was interrupted and never finished: run {rollback} to finish it" in status.out
+    assert finished.code == 0, finished.err
+    active = aws.fake.active_config("notify-api")
+    assert active is not None and active.image == f"{test_apprunner.REPO}:v2"
+    assert aws.run("exec", "--yes", "--", *image("v4")).code == 0
+
+
 # -- tracing values to the exported variables they came from ------------------------------------
 
 

@@ -115,6 +115,22 @@ def read_command(words: Sequence[str], environ: Mapping[str, str], base_dir: Pat
     return Command(draft, _trace(draft, sources))
 
 
+def named_service(
+    platform: str,
+    service: str,
+    project: str | None,
+    region: str | None,
+    environ: Mapping[str, str],
+) -> Command:
+    """A service named by flags, not by a command (`status --platform cloudrun --service S …`):
+    what exec would read for it, with the project and region found where exec finds them."""
+    draft = Draft(
+        platform, literal(service), project and literal(project), region and literal(region), []
+    )
+    _fill_defaults(draft, environ)
+    return Command(draft, {})
+
+
 def _fill_defaults(draft: Draft, environ: Mapping[str, str]) -> None:
     """The service, project and region: the command's, or where its tool looks for them."""
     if draft.service == "${SERVICE}":  # every `$` of the command is literal: none of its own

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from safedeploy.render.wording import columns
@@ -16,11 +15,9 @@ if TYPE_CHECKING:
     from safedeploy.model import LiveService
 
 
-def render_status(
-    manifest: Manifest, live: LiveService, history: HistoryStore | None, path: Path
-) -> str:
-    """Revisions and traffic, owned names, drift, and an interrupted release with the command
-    that finishes it (`path`: the manifest as given). `history`: None when nothing is deployed."""
+def render_status(manifest: Manifest, live: LiveService, history: HistoryStore | None) -> str:
+    """Revisions and traffic, owned names, drift from a manifest file, and an interrupted release
+    with the command that finishes it. `history`: None when nothing is deployed."""
     if live.spec is None or history is None:
         return f"{manifest.service}: not deployed"
     rows = [("REVISION", "TRAFFIC", "STATE", "CREATED")]
@@ -33,17 +30,19 @@ def render_status(
         )
         for r in live.revisions
     ]
-    drift = sorted(set(live.spec.env) - manifest.declared)
     lines = [
         f"{manifest.service} ({manifest.platform}) at {live.url or '(no URL)'}",
         *columns(rows),
         f"owned: {', '.join(sorted(live.owned)) or '(none)'}",
-        f"drift (live, not in the manifest): {', '.join(drift) or '(none)'}",
     ]
-    return "\n".join([*lines, *_lease(history, path), *_unfinished(history, path)])
+    if not manifest.by_name:  # a service named by flags has no manifest to drift from
+        drift = sorted(set(live.spec.env) - manifest.declared)
+        lines.append(f"drift (live, not in the manifest): {', '.join(drift) or '(none)'}")
+    named = manifest.argument
+    return "\n".join([*lines, *_lease(history, named), *_unfinished(history, named)])
 
 
-def _lease(history: HistoryStore, path: Path) -> list[str]:
+def _lease(history: HistoryStore, named: str) -> list[str]:
     """Who holds the deploy lease, since and until when, and what frees one a killed run left."""
     from safedeploy.history import expired, is_stale, lease_holder
 
@@ -56,11 +55,11 @@ def _lease(history: HistoryStore, path: Path) -> list[str]:
         return [f"deploy lease: left by {lease_holder(lease)} {when}; the next deploy takes it"]
     return [
         f"deploy lease: held by {lease_holder(lease)} {when}; "
-        f"if that run was killed, `safedeploy unlock {path}` releases it"
+        f"if that run was killed, `safedeploy unlock {named}` releases it"
     ]
 
 
-def _unfinished(history: HistoryStore, path: Path) -> list[str]:
+def _unfinished(history: HistoryStore, named: str) -> list[str]:
     """An interrupted release is named until `rollback` finishes it (DESIGN.md "Interruption")."""
     from safedeploy.deployer import interrupted_note
     from safedeploy.history import unfinished
@@ -70,7 +69,7 @@ def _unfinished(history: HistoryStore, path: Path) -> list[str]:
         return []
     if history.held():
         return [f"release {stuck.id} is in progress now"]
-    return [f"{interrupted_note(stuck)}: run `safedeploy rollback {path}` to finish it"]
+    return [f"{interrupted_note(stuck)}: run `safedeploy rollback {named}` to finish it"]
 
 
 def render_history(service: str, releases: Sequence[Release]) -> str:
