@@ -60,6 +60,8 @@ def _run(fake: FakeCloudRun, folder: Path, *args: str) -> tuple[int, float, dict
         "CLOUDSDK_API_ENDPOINT_OVERRIDES_SECRETMANAGER": fake.endpoint,
         "CLOUDSDK_API_ENDPOINT_OVERRIDES_POLICYTROUBLESHOOTER": fake.endpoint,
         "CLOUDSDK_API_ENDPOINT_OVERRIDES_CLOUDRESOURCEMANAGER": fake.endpoint,
+        "CLOUDSDK_API_ENDPOINT_OVERRIDES_LOGGING": fake.endpoint,
+        "CLOUDSDK_API_ENDPOINT_OVERRIDES_MONITORING": fake.endpoint,
         "CLOUDSDK_AUTH_ACCESS_TOKEN": "bench",
         "SAFEDEPLOY_CLOUDRUN_BACKOFF": "0.01",
         "SAFEDEPLOY_STATE_DIR": str(folder / "state"),

@@ -223,6 +223,7 @@ class LocalProvider:
 
     def diagnose(self, revision: str, since: datetime, cancel: CancelToken) -> Diagnosis:
         """The process's exit code when it ended by itself, and the tail of its log."""
+        cancel.check()
         code = self._load()["revisions"].get(revision, {}).get("exited")
         status = None if code is None else f"the process exited with code {code}"
         path = self.folder / "logs" / f"{revision}.log"

@@ -251,6 +251,8 @@ def rig(
                 "CLOUDSDK_API_ENDPOINT_OVERRIDES_SECRETMANAGER": f"{fake.endpoint}/",
                 "CLOUDSDK_API_ENDPOINT_OVERRIDES_POLICYTROUBLESHOOTER": f"{fake.endpoint}/",
                 "CLOUDSDK_API_ENDPOINT_OVERRIDES_CLOUDRESOURCEMANAGER": f"{fake.endpoint}/",
+                "CLOUDSDK_API_ENDPOINT_OVERRIDES_LOGGING": f"{fake.endpoint}/",
+                "CLOUDSDK_API_ENDPOINT_OVERRIDES_MONITORING": f"{fake.endpoint}/",
                 "CLOUDSDK_AUTH_ACCESS_TOKEN": "test-token",
                 "SAFEDEPLOY_CLOUDRUN_BACKOFF": "0.01",
             }

@@ -7,13 +7,14 @@ it); a behaviour a platform's capabilities rule out is skipped with the capabili
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from safedeploy.cancel import NEVER, Cancelled, CancelToken
 from safedeploy.errors import SafedeployError, VersionMoved
 from safedeploy.model import Problem, Revision, SecretRef
-from safedeploy.providers.base import Previews, Provider
+from safedeploy.providers.base import Diagnoses, Previews, Provider
 
 from .conftest import Rig, candidate
 
@@ -163,3 +164,20 @@ def test_a_preview_answers_alone_without_traffic(rig: Rig) -> None:
     assert alone.url
     assert provider.read().traffic == {second.name: 100}
     provider.discard(alone)
+
+
+def test_a_diagnosis_names_the_revision_reports_what_it_could_not_read_and_stops_on_a_signal(
+    rig: Rig,
+) -> None:
+    provider = rig.provider(rig.manifest())
+    if not isinstance(provider, Diagnoses):
+        pytest.skip("no Diagnoses: the platform's records of a failure are not read")
+    first = deploy(rig, 1)
+    since = datetime.now(UTC) - timedelta(minutes=1)
+    found = provider.diagnose(first.name, since, NEVER)
+    assert found.revision == first.name and found.source
+    assert all(u.what and u.needs for u in found.unread)  # what it needs, never an exception
+    stopped = CancelToken()
+    stopped.cancel("SIGTERM")
+    with pytest.raises(Cancelled):
+        provider.diagnose(first.name, since, stopped)
