@@ -52,10 +52,12 @@ _SLACK = timedelta(minutes=10)  # on top of the longest deploy: API calls betwee
 
 def lease_ttl(manifest: Manifest, ready_timeout: float) -> timedelta:
     """Longer than the longest deploy the manifest allows: the candidate and every canary step
-    each wait up to `ready_timeout` and run every probe to its timeout, then a last write."""
+    each wait up to `ready_timeout`, take traffic for the analysis interval and run every probe
+    to its timeout, then a last write."""
     rounds = 1 + len(manifest.rollout.steps)
-    probes = sum(probe.timeout for probe in manifest.probes)
-    return timedelta(seconds=(rounds + 1) * ready_timeout + rounds * probes) + _SLACK
+    analysis = manifest.rollout.analysis
+    per_round = sum(p.timeout for p in manifest.probes) + (analysis.interval if analysis else 0)
+    return timedelta(seconds=(rounds + 1) * ready_timeout + rounds * per_round) + _SLACK
 
 
 class CloudRunHistory:

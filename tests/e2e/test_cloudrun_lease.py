@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from fakes.cloudrun import AppRequest, AppResponse, default_app
@@ -16,6 +17,8 @@ from fakes.cloudrun import AppRequest, AppResponse, default_app
 from e2e.test_cloudrun import NAME, PROBES, Cloud, _env, candidate_tags, seed, serving
 from e2e.test_cloudrun import cloud as cloud  # the fixture
 from safedeploy.history import who
+from safedeploy.history.cloudrun import lease_ttl
+from safedeploy.manifest import load_manifest
 
 LEASE = "safedeploy.dev/lease"
 CANARY = "rollout: {strategy: canary, steps: [10, 50, 100]}\n"
@@ -163,3 +166,14 @@ def test_the_lease_is_released_after_a_rollback(cloud: Cloud) -> None:
     assert _lease(cloud) is None and candidate_tags(cloud) == []
     assert back.code == 1, back.out + back.err
     assert _lease(cloud) is None
+
+
+def test_the_lease_outlives_every_wait_the_manifest_allows(cloud: Cloud) -> None:
+    path = cloud.manifest(
+        "image: app:2\nrollout:\n  strategy: canary\n  steps: [10, 50, 100]\n"
+        "  analysis: {interval: 10m}\n" + PROBES
+    )
+    manifest = load_manifest(Path(path))
+
+    # 4 rounds (the candidate, 3 steps) of a 5 s probe and a 600 s analysis, 5 ready waits
+    assert lease_ttl(manifest, 900) == timedelta(seconds=5 * 900 + 4 * 605, minutes=10)
