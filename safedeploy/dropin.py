@@ -187,12 +187,12 @@ def _manifest(command: Command, probes: Sequence[str]) -> Manifest:
 def by_name(func: F) -> F:
     """--platform, --project, --region, --service: a service exec deployed has no manifest file,
     so `status`, `history` and `rollback` take these instead of one."""
-    for name, what in [
-        ("--service", "The service."),
-        ("--region", "Its region [default: as exec finds it]."),
-        ("--project", "Its project (cloudrun) [default: as exec finds it]."),
+    for name, metavar, what in [
+        ("--service", "NAME", "The service."),
+        ("--region", "REGION", "Its region [default: as exec finds it]."),
+        ("--project", "ID", "Its project (cloudrun) [default: as exec finds it]."),
     ]:
-        func = click.option(name, help=what)(func)
+        func = click.option(name, metavar=metavar, help=what)(func)
     platform = click.Choice(["cloudrun", "apprunner"])
     help_ = "Name the service instead of a MANIFEST, as for one `exec` deployed."
     return click.option("--platform", type=platform, help=help_)(func)
