@@ -198,11 +198,14 @@ class CloudRunHistory:
         return True
 
     def _write(self, service: Any) -> str:
-        """One write of the service's annotations against its etag; the etag it leaves. Not
-        waited for: no revision comes of it, and the API has stored it once it answers."""
+        """One write of the service's annotations against its etag; the etag it leaves, from the
+        operation's metadata (the Service as written), else from its end."""
         with errors(self.resource):
             operation = self.google.call(self.google.services.update_service, service=service)
-        return str(operation.metadata.etag)
+            written = operation.metadata
+            if written is None or not written.etag:
+                written = self.google.wait(operation)
+        return str(written.etag)
 
 
 def _lease_of(service: Any) -> dict[str, Any] | None:
