@@ -170,3 +170,19 @@ def test_lint_judges_where_analysis_can_run_and_for_how_long(tmp_path) -> None: 
     assert codes(cloudrun, "5m") == []
     assert codes(cloudrun, "20m") == ["SD112"]  # 3 x 20 minutes: the lease's hour
     assert codes("service: a\nplatform: local\ncommand: [x]\n", "1m") == ["SD111"]
+
+
+def test_the_deploy_summary_lists_the_steps_a_promotion_was_based_on() -> None:
+    from dataclasses import asdict
+
+    from safedeploy.deployer import DeployResult
+    from safedeploy.errors import ExitCode
+    from safedeploy.fleet import ServiceRun
+    from safedeploy.history import Outcome
+    from safedeploy.render import render_runs
+
+    steps = (asdict(verdict(figures(1000, 2), figures(9000, 9))),)
+    run = ServiceRun(DeployResult("api", Outcome.SUCCEEDED, ExitCode.OK, analysis=steps), 1.0)
+    line = "api: analysis at 10%: passed (within every limit); candidate 1000 requests"
+    assert line in render_runs([run], "text")
+    assert "- `api`: analysis at 10%: passed" in render_runs([run], "markdown")

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from safedeploy.lint import Finding
 from safedeploy.merge import Action
 from safedeploy.plan import Plan
-from safedeploy.render.why import why_markdown
+from safedeploy.render.why import promoted, why_markdown
 from safedeploy.render.wording import (
     ACTION,
     as_text,
@@ -159,6 +159,8 @@ def render_runs_markdown(runs: Sequence[ServiceRun]) -> str:
         lines.append(f"- {_code(run.service)}: {visible(first)}")
         lines += [f"  {visible(line.strip())}" for line in rest]
     for run in runs:
+        steps = promoted(run.result.analysis)
+        lines += [""] * bool(steps) + [f"- {_code(run.service)}: {visible(s)}" for s in steps]
         if run.result.diagnosis is not None:
             lines += why_markdown(run.service, run.result.diagnosis)
     return "\n".join(lines)

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from safedeploy.lint import Finding, Severity
 from safedeploy.merge import Action, Decision
 from safedeploy.plan import FieldChange, Plan
-from safedeploy.render.why import why_text
+from safedeploy.render.why import promoted, why_text
 from safedeploy.render.wording import (
     ACTION,
     as_text,
@@ -137,6 +137,7 @@ def render_runs_text(runs: Sequence[ServiceRun]) -> str:
 def _note(run: ServiceRun) -> list[str]:
     """`service: message`, its later lines (a hint) indented below, then why it failed."""
     why = [] if run.result.diagnosis is None else why_text(run.service, run.result.diagnosis)
+    why = [*(f"{run.service}: {step}" for step in promoted(run.result.analysis)), *why]
     if not run.result.message:
         return why
     first, *rest = run.result.message.splitlines()

@@ -6,10 +6,21 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import asdict
+from typing import Any
 
 from safedeploy.diagnosis import Explanation, Recalled
 from safedeploy.model import LogLine
+
+
+def promoted(analysis: Sequence[dict[str, Any]]) -> list[str]:
+    """The canary steps a deploy went on after, with their figures: what a promotion was based
+    on (a step that rolled back is in the deploy's message already)."""
+    from safedeploy.analysis import Judgement, describe_step
+
+    steps = [Judgement.from_record(step) for step in analysis]
+    return [describe_step(step) for step in steps if not step.failed]
 
 
 def why_text(service: str, why: Explanation) -> list[str]:
