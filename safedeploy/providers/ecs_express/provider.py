@@ -15,10 +15,10 @@ from datetime import datetime
 from safedeploy.aws import Clients, secret_exists
 from safedeploy.cancel import NEVER, CancelToken
 from safedeploy.errors import SafedeployError, Unrecoverable, VersionMoved
-from safedeploy.model import Fact, LiveService, Revision, ServiceSpec
+from safedeploy.model import Diagnosis, Fact, LiveService, Revision, ServiceSpec
 from safedeploy.providers import records
 from safedeploy.providers.base import Candidate, Capabilities, Pending
-from safedeploy.providers.ecs_express import checks, mapping
+from safedeploy.providers.ecs_express import checks, logs, mapping
 from safedeploy.providers.ecs_express.client import (
     CANARY_NOTE,
     OPERATION_TIMEOUT,
@@ -264,6 +264,10 @@ class EcsExpressProvider:
                 where=self.api.where,
                 hint="see the service's deployments in the ECS console",
             )
+
+    def diagnose(self, revision: str, since: datetime, cancel: CancelToken) -> Diagnosis:
+        """The deployment's status, breaker, rollback and alarms, and its log lines (logs.py)."""
+        return logs.diagnose(self.api, self.clients, revision, since, cancel)
 
     def discard(self, candidate: Revision) -> None:
         """Nothing to remove: the candidate's recorded configuration stays as evidence."""
