@@ -186,10 +186,14 @@ class CloudRunHistory:
         return (_lease_of(service) if service is not None else None) or self.local.holder()
 
     def unlock(self, lease: dict[str, Any]) -> bool:
-        """Remove `lease` with one write against the etag read (no traffic, no tag moves)."""
+        """Remove `lease` with one write against the etag read (no traffic, no tag moves); with
+        none on the service, the local lease of a first deploy."""
         service = self.google.service(self.resource)
-        if service is None or _lease_of(service) != lease:
-            return service is None and self.local.unlock(lease)
+        current = _lease_of(service) if service is not None else None
+        if current is None:
+            return self.local.unlock(lease)
+        if current != lease:
+            return False
         del service.annotations[LEASE]
         try:
             self._write(service)

@@ -177,3 +177,21 @@ def test_the_lease_outlives_every_wait_the_manifest_allows(cloud: Cloud) -> None
 
     # 4 rounds (the candidate, 3 steps) of a 5 s probe and a 600 s analysis, 5 ready waits
     assert lease_ttl(manifest, 900) == timedelta(seconds=5 * 900 + 4 * 605, minutes=10)
+
+
+def test_a_first_deploy_holds_the_local_lease_and_unlock_releases_it(cloud: Cloud) -> None:
+    lease = cloud.root / "state" / "api" / "history" / "lease"
+    lease.parent.mkdir(parents=True)
+    lease.write_text(json.dumps({"holder": "ci@elsewhere", "pid": 5, "since": "2026-12-01"}))
+    manifest = cloud.manifest("image: app:1\n" + PROBES)
+
+    busy = cloud.run("deploy", manifest, "--yes")
+    written = cloud.fake.mutating_calls()
+    unlocked = cloud.run("unlock", manifest, "--yes")
+    deployed = cloud.run("deploy", manifest, "--yes")
+
+    assert busy.code == 1 and "ci@elsewhere (pid 5) since 2026-12-01" in busy.err
+    assert written == []
+    assert unlocked.code == 0 and "released" in unlocked.out
+    assert deployed.code == 0, deployed.err
+    assert not lease.exists() and _lease(cloud) is None
