@@ -41,3 +41,16 @@ def test_no_module_is_over_500_lines(path: Path) -> None:
 def test_providers_decide_nothing(path: Path) -> None:
     found = sorted(set(DECIDING.findall(path.read_text())))
     assert not found, f"{path.name} mentions what only the core decides: {found}"
+
+
+def test_every_module_has_its_place_in_the_layers() -> None:
+    """A module missing from `.importlinter` would escape the layers contract unseen."""
+    contract = (PACKAGE.parent / ".importlinter").read_text()
+    layered = set(re.findall(r"safedeploy\.(\w+)", contract))
+    modules = {
+        path.stem if path.suffix else path.name
+        for path in PACKAGE.iterdir()
+        if (path.suffix == ".py" and path.stem not in ("__init__", "__main__"))
+        or (path.is_dir() and (path / "__init__.py").exists())
+    }
+    assert modules - layered == set()
