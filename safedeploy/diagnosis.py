@@ -264,8 +264,8 @@ def pick(lines: Sequence[LogLine], limit: int = MAX_LINES) -> tuple[LogLine, ...
 
 def hints(texts: Sequence[str], context: Sequence[str], sent: Sent) -> Iterator[Hint]:
     """Hints from the app's lines (`texts`) against what the revision was sent; `context` (the
-    platform's conditions and status) only confirms a port problem the app's lines do not
-    explain."""
+    platform's conditions and status) names a secret it could not read, and confirms a port
+    problem the app's lines do not explain, nothing else."""
     crashed = False
     for text in texts:
         for pattern in _MISSING:
@@ -274,8 +274,6 @@ def hints(texts: Sequence[str], context: Sequence[str], sent: Sent) -> Iterator[
                 hint = _missing(match["name"], sent)
                 if hint is not None:
                     yield hint
-        if _SECRET_DENIED.search(text):
-            yield _secret_denied(_SECRET_DENIED.search(text), sent)
         if _CLOUDSQL.search(text) and _CLOUDSQL_FAILED.search(text):
             yield _cloudsql(sent)
         listening = _LISTENING.search(text)
@@ -289,6 +287,10 @@ def hints(texts: Sequence[str], context: Sequence[str], sent: Sent) -> Iterator[
                 "$PORT",
             )
         crashed |= rank(LogLine(None, None, text)) == 2
+    for text in [*texts, *context]:  # the platform's own words name a secret it could not read
+        denied = _SECRET_DENIED.search(text)
+        if denied:
+            yield _secret_denied(denied, sent)
     if not crashed and any(_PORT_MESSAGE.search(c) for c in [*context, *texts]):
         given = _given_port([*texts, *context], sent)
         port = f" ({given})" if given else ""
@@ -312,8 +314,8 @@ def _missing(name: str, sent: Sent) -> Hint | None:
     return Hint(f"{block}.{name}", f"`{name}` is not set on the new revision: add it to {where}")
 
 
-def _secret_denied(match: re.Match[str] | None, sent: Sent) -> Hint:
-    secret = match["secret"] if match else None
+def _secret_denied(match: re.Match[str], sent: Sent) -> Hint:
+    secret = match["secret"]
     names = [
         name
         for name, value in sent.env.items()

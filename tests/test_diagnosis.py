@@ -291,3 +291,17 @@ def test_the_last_failed_release_and_the_success_after_it() -> None:
     assert found is not None and found.id == "2026-1" and later is not None and later.id == "2026-2"
     assert failed_release(releases[1:]) == (None, None)
     assert failed_release(releases, "2026-2")[0] == releases[1]
+
+
+def test_the_platform_refusing_a_secret_is_a_hint_from_its_condition() -> None:
+    sent = Sent(env={"DB_PASSWORD": SecretRef("projects/p/secrets/db-password")})
+    condition = Condition(
+        "Ready",
+        "CONDITION_FAILED",
+        "SECRETS_ACCESS_CHECK_FAILED",
+        "Permission denied on secret: projects/p/secrets/db-password/versions/latest for "
+        "Revision service account run@p.iam.gserviceaccount.com.",
+    )
+    (hint,) = hints_of("starting", sent=sent, conditions=(condition,))
+    assert hint.key == "secrets.DB_PASSWORD"
+    assert "roles/secretmanager.secretAccessor" in hint.text
