@@ -96,14 +96,14 @@ def plan_service(
                 f"platform {manifest.platform} cannot check an update without making it",
                 hint="drop --validate",
             )
-        facts += provider.validate(_candidate(plan, new_release_id()))
+        facts += provider.validate(_candidate(plan, new_release_id(), plan.live_fingerprint))
     return replace(plan, findings=(*plan.findings, *lint_facts(manifest, facts)))
 
 
-def _candidate(plan: Plan, release_id: str) -> Candidate:
+def _candidate(plan: Plan, release_id: str, version: str) -> Candidate:
     """The plan's decision to make a new revision, as the provider carries it out."""
     return Candidate(
-        version=plan.live_fingerprint,
+        version=version,
         target=plan.target,
         owned=plan.owned,
         revision=revision_name(plan.service, release_id),
@@ -150,14 +150,14 @@ class Deployer:
                 self._refuse_if_changed(stuck, plan.serving)
             self.say(f"{plan.service}: no changes; nothing to deploy")
             return DeployResult(plan.service, Outcome.UNCHANGED, ExitCode.OK)
-        with self.history.lease(plan.service):
+        with self.history.lease(plan.service, plan.live_fingerprint) as version:
             if self.cancel.cancelled:  # a signal came as this deploy was about to start
                 message = f"not deployed: {self.cancel.reason}"
                 return DeployResult(plan.service, Outcome.SKIPPED, ExitCode.FAILED, message=message)
             stuck = unfinished(self.history.releases())  # we hold the lease: its holder is gone
             if stuck is not None:
                 self._refuse_if_changed(stuck, plan.serving)
-            result = self._deploy(plan, rollback=rollback)
+            result = self._deploy(plan, version or plan.live_fingerprint, rollback=rollback)
             if stuck is not None:  # it serves what served before it: recorded as put back
                 self.say(f"{plan.service}: {interrupted_note(stuck)}; marked rolled back")
                 message = "interrupted; what served before it was found serving again"
@@ -176,7 +176,9 @@ class Deployer:
                 "then deploy again",
             )
 
-    def _deploy(self, plan: Plan, *, rollback: bool) -> DeployResult:
+    def _deploy(self, plan: Plan, version: str, *, rollback: bool) -> DeployResult:
+        """`version`: the platform's version to apply against (the plan's, or the one the
+        lease's own write left)."""
         release = self._start_release(
             "deploy",
             plan.serving,
@@ -184,7 +186,7 @@ class Deployer:
             owned=tuple(sorted(plan.owned)),
         )
         try:
-            pending = self.provider.apply(_candidate(plan, release.id))
+            pending = self.provider.apply(_candidate(plan, release.id, version))
         except SafedeployError as exc:
             self.history.save(release.finished(Outcome.FAILED, exc.what))
             raise

@@ -103,8 +103,10 @@ class HistoryStore(Protocol):
 
     def last_succeeded(self) -> Release | None: ...
 
-    def lease(self, service: str) -> AbstractContextManager[None]:
-        """Hold the deploy lease; a second deploy fails fast and names the holder."""
+    def lease(self, service: str, version: str | None = None) -> AbstractContextManager[str | None]:
+        """Hold the deploy lease; a second deploy fails fast and names the holder. Yields the
+        platform version a plan made at `version` goes on from: `version` itself, unless the
+        lease is kept on the service, whose version the lease's own write moves."""
         ...
 
     def held(self) -> bool:
@@ -207,7 +209,7 @@ class FolderHistory:
         return last_succeeded(self.releases())
 
     @contextmanager
-    def lease(self, service: str) -> Iterator[None]:
+    def lease(self, service: str, version: str | None = None) -> Iterator[str | None]:
         """Hold the deploy lease; a second deploy fails fast and names the holder."""
         private_folder(self.folder)
         path = self.folder / "lease"
@@ -235,7 +237,7 @@ class FolderHistory:
         with os.fdopen(fd, "w") as handle:
             json.dump(holder, handle)
         try:
-            yield
+            yield version
         finally:
             path.unlink(missing_ok=True)
 

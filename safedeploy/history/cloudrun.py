@@ -122,23 +122,29 @@ class CloudRunHistory:
         return last_succeeded(self.releases())
 
     @contextmanager
-    def lease(self, service: str) -> Iterator[None]:
-        """Hold the deploy lease on the service (the local one before it exists)."""
+    def lease(self, service: str, version: str | None = None) -> Iterator[str | None]:
+        """Hold the deploy lease on the service (the local one before it exists). The lease's
+        write is made against `version` when one is given, so it also proves that nothing else
+        changed the service since the plan; the etag it leaves is the one to go on from."""
         if self.google.service(self.resource) is None:
-            with self.local.lease(service):
-                yield
+            with self.local.lease(service, version) as unchanged:
+                yield unchanged
             return
         mine = {**new_lease(self.lease_for), "token": uuid4().hex}
-        self._take(service, mine)
+        after = self._take(service, mine, version)
         try:
-            yield
+            yield after
         finally:
             self._release(mine)
 
-    def _take(self, service: str, mine: dict[str, Any]) -> None:
-        """Write the lease against the etag just read; a live one held by another names it."""
+    def _take(self, service: str, mine: dict[str, Any], version: str | None) -> str:
+        """Write the lease against the etag just read, or against `version`, the one a plan
+        read (then any other change since is VersionMoved); a live one held by another names it.
+        Returns the etag after the write."""
         for _ in range(_WRITES):
             live = self.google.existing(self.resource)
+            if version is not None and live.etag != version:
+                raise VersionMoved(where=self.resource)
             current = _lease_of(live)
             if current is not None and not (expired(current) or is_stale(current)):
                 raise Busy(
@@ -149,14 +155,13 @@ class CloudRunHistory:
                     hint=f"wait for it to finish; if it was killed, `safedeploy unlock` releases "
                     f"the lease (it expires at {current.get('expires')})",
                 )
-            before = live.etag
             live.annotations[LEASE] = json.dumps(mine, sort_keys=True)
             try:
-                after = self._write(live)
+                return self._write(live)
             except VersionMoved:
+                if version is not None:
+                    raise
                 continue
-            self.google.wrote_only_lease(before, after)
-            return
         raise SafedeployError(
             f"could not take the deploy lease: {service} kept changing", where=self.resource
         )

@@ -165,12 +165,12 @@ class S3History:
         return True
 
     @contextmanager
-    def lease(self, service: str) -> Iterator[None]:
+    def lease(self, service: str, version: str | None = None) -> Iterator[str | None]:
         """Hold the deploy lease; a second deploy fails fast and names the holder."""
         key = self._key("lease.json")
         etag = self._take(service, key, json.dumps(new_lease(LEASE_TTL)))
         try:
-            yield
+            yield version
         finally:
             with aws_errors("release the deploy lease", self._where(key)):
                 try:

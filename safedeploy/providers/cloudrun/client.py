@@ -66,25 +66,12 @@ def gx() -> Any:
 class Google:
     """The SDK clients, made on first use with gcloud's endpoint and credential conventions.
 
-    Its memos are the clients, the credentials, and the etags this run's own lease writes made:
-    nothing read from a service is kept.
+    Its memos are the clients and the credentials: nothing read from a service is kept.
     """
 
     def __init__(self, environ: Mapping[str, str], pace: Pace) -> None:
         self.environ = environ
         self.pace = pace
-        self._lease_writes: dict[str, str] = {}  # the etag a lease write made -> the one before
-
-    def wrote_only_lease(self, before: str, after: str) -> None:
-        """A write of this run took the service from etag `before` to `after` and changed nothing
-        but the deploy lease's annotation: a plan made at `before` still holds at `after`."""
-        self._lease_writes[after] = before
-
-    def planned_at(self, etag: str) -> str:
-        """The etag a plan read, for the service now at `etag`, across this run's lease writes."""
-        while etag in self._lease_writes:
-            etag = self._lease_writes[etag]
-        return etag
 
     @cached_property
     def credentials(self) -> Any:

@@ -153,7 +153,7 @@ class CloudRunProvider:
             service = run_v2.Service(template=run_v2.RevisionTemplate(containers=[container]))
         else:
             service = self.google.service(self.resource)
-            if service is None or self.google.planned_at(service.etag) != candidate.version:
+            if service is None or service.etag != candidate.version:
                 raise VersionMoved(where=self.resource)
             before = serving(service)
             service.traffic = with_candidate(service, candidate.revision)
