@@ -59,8 +59,9 @@ def cold_start(state: Path) -> dict[str, object]:
 
 
 def plan_1000(folder: Path) -> dict[str, object]:
+    from safedeploy.facts import LiveService
     from safedeploy.manifest import load_manifest
-    from safedeploy.model import LiveService, ServiceSpec
+    from safedeploy.model import ServiceSpec
     from safedeploy.plan import build_plan
 
     lines = ["service: big", "platform: local", "command: [x]", "env:"]

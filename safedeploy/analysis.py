@@ -18,8 +18,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from safedeploy.cancel import CancelToken
+from safedeploy.facts import TrafficFigures
 from safedeploy.manifest import Analysis
-from safedeploy.model import TrafficFigures
 from safedeploy.providers.base import Measures
 
 ALPHA = 0.01  # how unlikely a higher 5xx share must be by chance before it fails the step

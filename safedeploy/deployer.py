@@ -17,6 +17,7 @@ from safedeploy.analysis import describe_step, watch
 from safedeploy.cancel import NEVER, Cancelled, CancelToken
 from safedeploy.diagnosis import Explanation, Sent, gather
 from safedeploy.errors import ExitCode, SafedeployError, Unrecoverable
+from safedeploy.facts import Revision
 from safedeploy.history import (
     HistoryStore,
     Outcome,
@@ -29,7 +30,7 @@ from safedeploy.history import (
 )
 from safedeploy.lint import lint_facts, lint_platform
 from safedeploy.manifest import Manifest
-from safedeploy.model import Revision, ServiceSpec
+from safedeploy.model import ServiceSpec
 from safedeploy.plan import Plan, build_plan
 from safedeploy.probes import OnAttempt, ProbeResult, describe, run_probes
 from safedeploy.providers.base import Candidate, Measures, Pending, Provider, Validates

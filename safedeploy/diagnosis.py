@@ -16,9 +16,10 @@ from datetime import datetime
 from typing import Any
 
 from safedeploy.cancel import Cancelled, CancelToken
+from safedeploy.facts import Condition, Diagnosis, LogLine, Unread
 from safedeploy.history import Outcome, Release
 from safedeploy.manifest import Manifest
-from safedeploy.model import Condition, Diagnosis, LogLine, SecretRef, ServiceSpec, Unread
+from safedeploy.model import SecretRef, ServiceSpec
 from safedeploy.probes import ProbeResult
 from safedeploy.providers.base import Diagnoses, Provider
 from safedeploy.redact import is_sensitive_name

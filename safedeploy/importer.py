@@ -13,7 +13,8 @@ from typing import Any, Protocol
 import yaml
 
 from safedeploy.errors import SafedeployError
-from safedeploy.model import LiveService, SecretRef, ServiceSpec
+from safedeploy.facts import LiveService
+from safedeploy.model import SecretRef, ServiceSpec
 from safedeploy.redact import is_sensitive
 
 PROBE_STUB = """\

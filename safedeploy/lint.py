@@ -16,10 +16,11 @@ from urllib.parse import unquote
 
 from safedeploy.manifest import Manifest
 from safedeploy.merge import Action, MergeResult
-from safedeploy.model import Fact, LiveService, Platform, Problem, ServiceSpec
+from safedeploy.model import Platform, ServiceSpec
 from safedeploy.redact import is_sensitive_name, looks_like_credential
 
-if TYPE_CHECKING:  # `lint` starts without them: they bring sockets and subprocesses
+if TYPE_CHECKING:  # `lint` starts without them (the protocol brings sockets and subprocesses)
+    from safedeploy.facts import Fact, LiveService
     from safedeploy.providers.base import Capabilities
 
 
@@ -186,18 +187,18 @@ RULES: dict[str, Rule] = {
     )
 }
 
-# The code of a provider's fact on each platform (None: on every platform).
-_FACT_CODES: dict[tuple[Problem, Platform | None], str] = {
-    (Problem.SECRET_MISSING, None): "SD201",
-    (Problem.SECRET_DISABLED, None): "SD202",
-    (Problem.NOT_GRANTED, None): "SD207",
-    (Problem.NOT_GRANTED, Platform.APPRUNNER): "SD302",
-    (Problem.NOT_CHECKED, None): "SD204",
-    (Problem.REFUSED, None): "SD205",
-    (Problem.UNSUPPORTED, None): "SD206",
-    (Problem.UNSUPPORTED, Platform.APPRUNNER): "SD303",
-    (Problem.UNSUPPORTED, Platform.ECS_EXPRESS): "SD305",
-    (Problem.UNREACHABLE, None): "SD301",
+# The code of a provider's fact (`facts.Problem`, by value) on each platform (None: on every one).
+_FACT_CODES: dict[tuple[str, Platform | None], str] = {
+    ("secret-missing", None): "SD201",
+    ("secret-disabled", None): "SD202",
+    ("not-granted", None): "SD207",
+    ("not-granted", Platform.APPRUNNER): "SD302",
+    ("not-checked", None): "SD204",
+    ("refused", None): "SD205",
+    ("unsupported", None): "SD206",
+    ("unsupported", Platform.APPRUNNER): "SD303",
+    ("unsupported", Platform.ECS_EXPRESS): "SD305",
+    ("unreachable", None): "SD301",
 }
 
 # A value check returns what is wrong with one plain value, in words that never quote it.

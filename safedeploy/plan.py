@@ -17,11 +17,12 @@ from pathlib import Path
 from typing import Any
 
 from safedeploy.errors import SafedeployError
+from safedeploy.facts import LiveService
 from safedeploy.files import write_private
 from safedeploy.lint import Finding, Severity, lint_manifest, lint_merge, lint_target
 from safedeploy.manifest import Manifest
 from safedeploy.merge import Action, Decision, merge_env
-from safedeploy.model import LiveService, ServiceSpec
+from safedeploy.model import ServiceSpec
 from safedeploy.redact import MASK, scrub, shown
 
 SCHEMA_VERSION = 1

@@ -18,8 +18,8 @@ from safedeploy.deployer import (
     interrupted_note,
 )
 from safedeploy.errors import ExitCode, SafedeployError
+from safedeploy.facts import LiveService, Revision
 from safedeploy.history import Outcome, Release, unfinished
-from safedeploy.model import LiveService, Revision
 from safedeploy.probes import ProbeResult
 from safedeploy.providers.base import Previews
 

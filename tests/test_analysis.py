@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 
 from safedeploy.analysis import ALPHA, Judgement, describe_step, judge, p_value, watch
 from safedeploy.cancel import CancelToken
+from safedeploy.facts import TrafficFigures
 from safedeploy.manifest import Analysis
-from safedeploy.model import TrafficFigures
 
 T0 = datetime(2026, 12, 4, 12, 0, tzinfo=UTC)
 WINDOW = (T0, T0 + timedelta(minutes=2))

@@ -12,8 +12,9 @@ from fakes.cloudrun import AppRequest, AppResponse, FakeCloudRun
 
 from safedeploy.cancel import NEVER
 from safedeploy.errors import SafedeployError, VersionMoved
+from safedeploy.facts import Revision
 from safedeploy.manifest import load_manifest
-from safedeploy.model import Revision, SecretRef, ServiceSpec
+from safedeploy.model import SecretRef, ServiceSpec
 from safedeploy.providers.base import Candidate
 from safedeploy.providers.cloudrun import (
     CloudRunProvider,

@@ -14,9 +14,10 @@ import pytest
 from safedeploy.cancel import NEVER, Cancelled, CancelToken
 from safedeploy.deployer import Deployer, plan_service
 from safedeploy.errors import ExitCode, SafedeployError, Unrecoverable, VersionMoved
+from safedeploy.facts import Fact, LiveService, Revision
 from safedeploy.history import FolderHistory, Outcome, Release
 from safedeploy.manifest import Manifest, ProbeSpec, Rollout
-from safedeploy.model import Fact, LiveService, Revision, ServiceSpec
+from safedeploy.model import ServiceSpec
 from safedeploy.probes import ProbeResult
 from safedeploy.providers.base import Candidate, Capabilities, Pending
 from safedeploy.rollback import Rollback

@@ -21,8 +21,9 @@ from safedeploy.diagnosis import (
     pick,
     rank,
 )
+from safedeploy.facts import Condition, Diagnosis, LogLine, Unread
 from safedeploy.history import Outcome, Release
-from safedeploy.model import Condition, Diagnosis, LogLine, SecretRef, Unread
+from safedeploy.model import SecretRef
 from safedeploy.probes import ProbeResult
 from safedeploy.redact import MASK, Sensitive, forget_all
 from safedeploy.untrusted import LINE_LIMIT, clean

@@ -19,8 +19,9 @@ from moto.server import ThreadedMotoServer
 from safedeploy.aws import Clients
 from safedeploy.cancel import NEVER, Cancelled, CancelToken
 from safedeploy.errors import Busy, SafedeployError, Unrecoverable, VersionMoved
+from safedeploy.facts import Problem, Revision
 from safedeploy.history import FolderHistory
-from safedeploy.model import Problem, Revision, SecretRef, ServiceSpec
+from safedeploy.model import SecretRef, ServiceSpec
 from safedeploy.providers.base import Candidate, Pending
 from safedeploy.providers.ecs_express import EcsExpressProvider, mapping
 

@@ -17,10 +17,10 @@ from test_deployer import MemoryPlatform, manifest
 
 from safedeploy.cancel import CancelToken
 from safedeploy.errors import ExitCode, SafedeployError
+from safedeploy.facts import LiveService, Revision
 from safedeploy.fleet import Fleet, ServiceRun, dependencies, worst
 from safedeploy.history import FolderHistory, HistoryStore, Outcome
 from safedeploy.manifest import Manifest
-from safedeploy.model import LiveService, Revision
 from safedeploy.plan import save_plans
 from safedeploy.progress import Lines, LiveTable
 

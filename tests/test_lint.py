@@ -8,10 +8,18 @@ from typing import Any
 
 import pytest
 
-from safedeploy.lint import RULES, Finding, Severity, lint_manifest, lint_merge, lint_target
+from safedeploy.lint import (
+    RULES,
+    Finding,
+    Severity,
+    lint_facts,
+    lint_manifest,
+    lint_merge,
+    lint_target,
+)
 from safedeploy.manifest import Manifest, Settings
 from safedeploy.merge import MergeResult, merge_env
-from safedeploy.model import EnvValue, SecretRef, ServiceSpec
+from safedeploy.model import EnvValue, Platform, SecretRef, ServiceSpec
 
 CANARY = "sk_live_CANARY0123456789abcdef"
 LINES = {
@@ -316,3 +324,13 @@ def test_sd104_judges_a_fill_as_written(tmp_path: Path, as_template: bool) -> No
     )
     findings = [f for f in lint_manifest(loaded) if f.code == "SD104"]
     assert [f.key for f in findings] == ["env.PASTED_URL"]
+
+
+@pytest.mark.parametrize("platform", list(Platform))
+def test_every_problem_a_provider_reports_has_a_code_on_every_platform(platform: Platform) -> None:
+    from safedeploy.facts import Fact, Problem
+
+    m = manifest(platform=platform)
+    for problem in Problem:
+        [finding] = lint_facts(m, [Fact(problem, "settings.cpu", "found")])
+        assert finding.code in RULES and finding.message == "found"

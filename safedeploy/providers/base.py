@@ -15,7 +15,8 @@ from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
 from safedeploy.cancel import NEVER, CancelToken
-from safedeploy.model import Diagnosis, Fact, LiveService, Revision, ServiceSpec, TrafficFigures
+from safedeploy.facts import Diagnosis, Fact, LiveService, Revision, TrafficFigures
+from safedeploy.model import ServiceSpec
 
 
 @dataclass(frozen=True)

@@ -22,19 +22,9 @@ from typing import Any
 
 from safedeploy.cancel import NEVER, CancelToken
 from safedeploy.errors import SafedeployError, VersionMoved
+from safedeploy.facts import Diagnosis, Fact, LiveService, LogLine, Problem, Revision, Unread
 from safedeploy.files import append_private, read_json, unreadable, write_private
-from safedeploy.model import (
-    Diagnosis,
-    EnvValue,
-    Fact,
-    LiveService,
-    LogLine,
-    Problem,
-    Revision,
-    SecretRef,
-    ServiceSpec,
-    Unread,
-)
+from safedeploy.model import EnvValue, SecretRef, ServiceSpec
 from safedeploy.providers.base import Candidate, Capabilities, Pending
 from safedeploy.redact import Sensitive, reveal
 

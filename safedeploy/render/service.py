@@ -10,9 +10,9 @@ from safedeploy.render.wording import columns
 
 if TYPE_CHECKING:
     from safedeploy.deployer import DeployResult
+    from safedeploy.facts import LiveService
     from safedeploy.history import HistoryStore, Release
     from safedeploy.manifest import Manifest
-    from safedeploy.model import LiveService
 
 
 def render_status(manifest: Manifest, live: LiveService, history: HistoryStore | None) -> str:

@@ -11,7 +11,7 @@ from dataclasses import asdict
 from typing import Any
 
 from safedeploy.diagnosis import Explanation, Recalled
-from safedeploy.model import LogLine
+from safedeploy.facts import LogLine
 
 
 def promoted(analysis: Sequence[dict[str, Any]]) -> list[str]:

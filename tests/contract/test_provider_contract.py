@@ -13,7 +13,8 @@ import pytest
 
 from safedeploy.cancel import NEVER, Cancelled, CancelToken
 from safedeploy.errors import SafedeployError, VersionMoved
-from safedeploy.model import Problem, Revision, SecretRef
+from safedeploy.facts import Problem, Revision
+from safedeploy.model import SecretRef
 from safedeploy.providers.base import Diagnoses, Previews, Provider
 
 from .conftest import Rig, candidate

@@ -10,7 +10,8 @@ import ipaddress
 import re
 from collections.abc import Callable, Iterator
 
-from safedeploy.model import Fact, Problem, SecretRef, ServiceSpec
+from safedeploy.facts import Fact, Problem
+from safedeploy.model import SecretRef, ServiceSpec
 from safedeploy.providers.apprunner.mapping import CPU, MEMORY, PRIVATE_ECR, PUBLIC_ECR, SETTINGS
 from safedeploy.redact import is_sensitive
 

@@ -15,7 +15,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from safedeploy.aws import Clients, error_code
 from safedeploy.cancel import CancelToken
-from safedeploy.model import Diagnosis, LogLine, Unread
+from safedeploy.facts import Diagnosis, LogLine, Unread
 from safedeploy.providers.apprunner.client import AppRunnerApi
 
 MARGIN = timedelta(minutes=2)

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 
 from safedeploy.aws import Clients, aws_errors
 from safedeploy.errors import SafedeployError
-from safedeploy.model import TrafficFigures
+from safedeploy.facts import TrafficFigures
 from safedeploy.providers.apprunner.client import AppRunnerApi
 
 PERIOD = 60  # seconds: App Runner publishes a point a minute

@@ -14,7 +14,8 @@ from datetime import datetime
 from safedeploy.aws import Clients, secret_exists
 from safedeploy.cancel import NEVER, CancelToken
 from safedeploy.errors import SafedeployError, VersionMoved
-from safedeploy.model import Diagnosis, Fact, LiveService, Revision, ServiceSpec, TrafficFigures
+from safedeploy.facts import Diagnosis, Fact, LiveService, Revision, TrafficFigures
+from safedeploy.model import ServiceSpec
 from safedeploy.providers import records
 from safedeploy.providers.apprunner import checks, logs, mapping, metrics
 from safedeploy.providers.apprunner.client import (

@@ -13,7 +13,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 from safedeploy.errors import SafedeployError
-from safedeploy.model import Fact, Problem, ServiceSpec
+from safedeploy.facts import Fact, Problem
+from safedeploy.model import ServiceSpec
 from safedeploy.providers.cloudrun.client import Google, errors
 
 _PROJECTS = "//cloudresourcemanager.googleapis.com/projects/"

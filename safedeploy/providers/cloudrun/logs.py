@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from safedeploy.cancel import CancelToken
-from safedeploy.model import Condition, Diagnosis, LogLine, Unread
+from safedeploy.facts import Condition, Diagnosis, LogLine, Unread
 from safedeploy.providers.cloudrun.client import Google
 
 LOGGING_ENDPOINT = "CLOUDSDK_API_ENDPOINT_OVERRIDES_LOGGING"

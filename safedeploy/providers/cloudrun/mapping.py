@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from safedeploy.errors import SafedeployError
-from safedeploy.model import EnvValue, Revision, SecretRef, ServiceSpec
+from safedeploy.facts import Revision
+from safedeploy.model import EnvValue, SecretRef, ServiceSpec
 from safedeploy.redact import reveal
 
 # Annotations safedeploy writes: on the service, the owned names (comma-separated, sorted);

@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from safedeploy.errors import SafedeployError
-from safedeploy.model import TrafficFigures
+from safedeploy.facts import TrafficFigures
 from safedeploy.providers.cloudrun.client import Google
 
 MONITORING_ENDPOINT = "CLOUDSDK_API_ENDPOINT_OVERRIDES_MONITORING"

@@ -6,7 +6,8 @@ Reported as facts in Cloud Run's and Secret Manager's terms; the core judges the
 from __future__ import annotations
 
 from safedeploy.errors import SafedeployError
-from safedeploy.model import Fact, Problem, SecretRef, ServiceSpec
+from safedeploy.facts import Fact, Problem
+from safedeploy.model import SecretRef, ServiceSpec
 from safedeploy.providers.cloudrun import iam
 from safedeploy.providers.cloudrun.client import Google, errors, gx
 from safedeploy.providers.cloudrun.mapping import EGRESS, INGRESS

@@ -27,15 +27,8 @@ from typing import Any
 
 from safedeploy.cancel import NEVER, CancelToken
 from safedeploy.errors import SafedeployError, VersionMoved
-from safedeploy.model import (
-    Diagnosis,
-    Fact,
-    LiveService,
-    Problem,
-    Revision,
-    ServiceSpec,
-    TrafficFigures,
-)
+from safedeploy.facts import Diagnosis, Fact, LiveService, Problem, Revision, TrafficFigures
+from safedeploy.model import ServiceSpec
 from safedeploy.providers.base import Candidate, Capabilities, Pending
 from safedeploy.providers.cloudrun import logs, metrics, preflight
 from safedeploy.providers.cloudrun.client import Google, Pace, errors

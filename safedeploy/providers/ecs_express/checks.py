@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 
-from safedeploy.model import Fact, Problem, SecretRef, ServiceSpec
+from safedeploy.facts import Fact, Problem
+from safedeploy.model import SecretRef, ServiceSpec
 from safedeploy.providers.ecs_express.mapping import SETTINGS
 
 CPU = ("256", "512", "1024", "2048", "4096", "8192", "16384")  # Fargate's CPU units

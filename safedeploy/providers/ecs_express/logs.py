@@ -15,7 +15,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from safedeploy.aws import Clients, error_code
 from safedeploy.cancel import CancelToken
-from safedeploy.model import Condition, Diagnosis, LogLine, Unread
+from safedeploy.facts import Condition, Diagnosis, LogLine, Unread
 from safedeploy.providers.ecs_express.client import EcsExpressApi
 
 MARGIN = timedelta(minutes=2)

@@ -15,7 +15,8 @@ from datetime import datetime
 from safedeploy.aws import Clients, secret_exists
 from safedeploy.cancel import NEVER, CancelToken
 from safedeploy.errors import SafedeployError, Unrecoverable, VersionMoved
-from safedeploy.model import Diagnosis, Fact, LiveService, Revision, ServiceSpec
+from safedeploy.facts import Diagnosis, Fact, LiveService, Revision
+from safedeploy.model import ServiceSpec
 from safedeploy.providers import records
 from safedeploy.providers.base import Candidate, Capabilities, Pending
 from safedeploy.providers.ecs_express import checks, logs, mapping
