@@ -15,12 +15,12 @@ from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
 from safedeploy.manifest import Manifest
-from safedeploy.merge import Action, MergeResult
 from safedeploy.model import Platform, ServiceSpec
 from safedeploy.redact import is_sensitive_name, looks_like_credential
 
-if TYPE_CHECKING:  # `lint` starts without them (the protocol brings sockets and subprocesses)
+if TYPE_CHECKING:  # `safedeploy lint` starts without them: a plan needs them, a manifest not
     from safedeploy.facts import Fact, LiveService
+    from safedeploy.merge import MergeResult
     from safedeploy.providers.base import Capabilities
 
 
@@ -413,6 +413,8 @@ def _analysis(manifest: Manifest) -> Iterator[Finding]:
 
 def lint_merge(manifest: Manifest, merged: MergeResult) -> list[Finding]:
     """The rules judged after the merge: `required`, refused unmanaged names, live-only warnings."""
+    from safedeploy.merge import Action
+
     findings = [
         _finding(
             manifest,
