@@ -7,7 +7,6 @@ Environment value that `main` is given or reads once.
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -440,6 +439,8 @@ def convert(session: Session, script: Path, out_dir: Path | None) -> None:
 @click.pass_obj
 def schema(session: Session) -> None:
     """Print the manifest's JSON Schema (for editors)."""
+    import json
+
     from safedeploy.manifest import manifest_schema
 
     session.echo(json.dumps(manifest_schema(), indent=2))
