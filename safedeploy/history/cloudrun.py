@@ -143,8 +143,6 @@ class CloudRunHistory:
         Returns the etag after the write."""
         for _ in range(_WRITES):
             live = self.google.existing(self.resource)
-            if version is not None and live.etag != version:
-                raise VersionMoved(where=self.resource)
             current = _lease_of(live)
             if current is not None and not (expired(current) or is_stale(current)):
                 raise Busy(
@@ -155,12 +153,12 @@ class CloudRunHistory:
                     hint=f"wait for it to finish; if it was killed, `safedeploy unlock` releases "
                     f"the lease (it expires at {current.get('expires')})",
                 )
+            if version is not None and live.etag != version:
+                raise VersionMoved(where=self.resource)
             live.annotations[LEASE] = json.dumps(mine, sort_keys=True)
             try:
                 return self._write(live)
-            except VersionMoved:
-                if version is not None:
-                    raise
+            except VersionMoved:  # read again: another lease is Busy, another change moved it
                 continue
         raise SafedeployError(
             f"could not take the deploy lease: {service} kept changing", where=self.resource
