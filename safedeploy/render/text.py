@@ -10,6 +10,7 @@ import io
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
+from safedeploy.history import Outcome
 from safedeploy.lint import Finding, Severity
 from safedeploy.merge import Action, Decision
 from safedeploy.plan import FieldChange, Plan
@@ -135,9 +136,12 @@ def render_runs_text(runs: Sequence[ServiceRun]) -> str:
 
 
 def _note(run: ServiceRun) -> list[str]:
-    """`service: message`, its later lines (a hint) indented below, then why it failed."""
+    """`service: message`, its later lines (a hint) indented below, then why it failed; after a
+    release that succeeded, where the service answers (a first deploy's new URL)."""
     why = [] if run.result.diagnosis is None else why_text(run.service, run.result.diagnosis)
     why = [*(f"{run.service}: {step}" for step in promoted(run.result.analysis)), *why]
+    if run.result.outcome is Outcome.SUCCEEDED and run.result.url:
+        why = [f"{run.service}: serving at {visible(run.result.url)}", *why]
     if not run.result.message:
         return why
     first, *rest = run.result.message.splitlines()
