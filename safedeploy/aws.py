@@ -7,8 +7,9 @@ loopback test doubles (AWS_ENDPOINT_URL_APPRUNNER, AWS_ENDPOINT_URL_S3, ...) nee
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from typing import Any
 
 import boto3
@@ -16,6 +17,8 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
 from safedeploy.errors import SafedeployError
+from safedeploy.facts import Fact, Problem
+from safedeploy.model import SecretRef, ServiceSpec
 
 # Throttling and 5xx are retried with botocore's backoff; 5 attempts in all bound the wait.
 RETRIES = Config(
@@ -112,3 +115,28 @@ def secret_exists(clients: Clients, reference: str, region: str) -> bool:
                 return False
             raise
     return True
+
+
+def secret_facts(
+    target: ServiceSpec, exists: Callable[[str], bool], platform: str
+) -> Iterator[Fact]:
+    """Each secret reference exists (looked up, never read) and names no separate version, which
+    `platform` (App Runner, ECS Express) cannot take: the version goes in the ARN."""
+    for name, ref in sorted(target.env.items()):
+        if not isinstance(ref, SecretRef):
+            continue
+        if ref.version != "latest":
+            message = f"{platform} takes no separate secret version ({ref.version!r})"
+            remedy = "put the version in the ARN (…:secret:NAME:JSON_KEY:STAGE:VERSION_ID)"
+            yield Fact(Problem.UNSUPPORTED, f"secrets.{name}", message, remedy)
+        elif not exists(ref.secret):
+            message = f"secret {ref.secret} for {name} does not exist"
+            remedy = "create it, or fix the ARN (a Secrets Manager secret or SSM parameter)"
+            yield Fact(Problem.SECRET_MISSING, f"secrets.{name}", message, remedy)
+
+
+def when(moment: Any) -> str:
+    """A timestamp as people read it in messages, to the second."""
+    if isinstance(moment, datetime):
+        return moment.astimezone(UTC).isoformat(timespec="seconds")
+    return str(moment)

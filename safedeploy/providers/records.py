@@ -10,6 +10,7 @@ service, and says which.
 from __future__ import annotations
 
 import shlex
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -109,14 +110,37 @@ def serving(
     return f"{service}-{made.astimezone(UTC):%Y%m%d-%H%M%S}-unrecorded"
 
 
+def recorded(revisions: Revisions, revision: str, where: str) -> Json:
+    """The recorded configuration of `revision`; an error naming where to look without one."""
+    stored = revisions.config(revision)
+    if stored is None:
+        raise SafedeployError(
+            f"no recorded configuration for revision {revision}",
+            where=where,
+            hint="see `safedeploy status` for the revisions safedeploy recorded",
+        )
+    return stored
+
+
 def to_send(
-    stored: Json, live: ServiceSpec, revision: str, served: ServiceSpec | None
-) -> tuple[ServiceSpec, list[str]]:
+    stored: Json,
+    live: ServiceSpec,
+    revision: str,
+    served: ServiceSpec | None,
+    progress: Callable[[str], None],
+) -> ServiceSpec:
     """What serves `revision` again: the configuration as this run read it while it served (its
-    values held in memory only), else the record with each sensitive value taken from live."""
+    values held in memory only), else the record with each sensitive value taken from live,
+    saying which."""
     if served is not None and is_config(stored, served):
-        return served, []
-    return restore(stored, live, revision)
+        return served
+    spec, taken = restore(stored, live, revision)
+    if taken:
+        progress(
+            f"took {', '.join(taken)} from the live service: sensitive plain values are never "
+            "recorded (move them to secrets: to restore them exactly)"
+        )
+    return spec
 
 
 def restore(stored: Json, live: ServiceSpec, revision: str) -> tuple[ServiceSpec, list[str]]:

@@ -10,6 +10,7 @@ import ipaddress
 import re
 from collections.abc import Callable, Iterator
 
+from safedeploy.aws import secret_facts
 from safedeploy.facts import Fact, Problem
 from safedeploy.model import SecretRef, ServiceSpec
 from safedeploy.providers.apprunner.mapping import CPU, MEMORY, PRIVATE_ECR, PUBLIC_ECR, SETTINGS
@@ -51,16 +52,8 @@ def settings(target: ServiceSpec, exists: bool) -> Iterator[Fact]:
 
 def secrets(target: ServiceSpec, secret_exists: Callable[[str], bool]) -> Iterator[Fact]:
     """Each secret exists and takes no version; an instance role is there to read them."""
-    refs = {k: v for k, v in sorted(target.env.items()) if isinstance(v, SecretRef)}
-    for name, ref in refs.items():
-        if ref.version != "latest":
-            message = f"App Runner takes no secret version ({ref.version!r})"
-            remedy = "put the version in the ARN (…:secret:NAME:JSON_KEY:STAGE:VERSION_ID)"
-            yield Fact(Problem.UNSUPPORTED, f"secrets.{name}", message, remedy)
-        elif not secret_exists(ref.secret):
-            message = f"secret {ref.secret} for {name} does not exist"
-            remedy = "create it, or fix the ARN (a Secrets Manager secret or SSM parameter)"
-            yield Fact(Problem.SECRET_MISSING, f"secrets.{name}", message, remedy)
+    yield from secret_facts(target, secret_exists, "App Runner")
+    refs = [name for name, value in sorted(target.env.items()) if isinstance(value, SecretRef)]
     if refs and not target.settings.get("instance_role"):
         message = f"{', '.join(refs)} reference secrets, but no instance role can read them"
         remedy = "set settings.instance_role to a role that may read those secrets"

@@ -10,12 +10,11 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from botocore.exceptions import ClientError
 
-from safedeploy.aws import Clients, aws_errors, error_code
+from safedeploy.aws import Clients, aws_errors, error_code, when
 from safedeploy.cancel import NEVER, CancelToken
 from safedeploy.errors import Busy, SafedeployError, Unrecoverable
 from safedeploy.model import ServiceSpec
@@ -228,10 +227,3 @@ def holder(operation: Json | None) -> str:
     """An operation as messages name it: its id and type."""
     operation = operation or {}
     return f"App Runner operation {operation.get('Id', '?')} ({operation.get('Type', '?')})"
-
-
-def when(moment: Any) -> str:
-    """A timestamp as people read it in messages, to the second."""
-    if isinstance(moment, datetime):
-        return moment.astimezone(UTC).isoformat(timespec="seconds")
-    return str(moment)

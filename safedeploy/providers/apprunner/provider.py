@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import datetime
 
-from safedeploy.aws import Clients, secret_exists
+from safedeploy.aws import Clients, secret_exists, when
 from safedeploy.cancel import NEVER, CancelToken
 from safedeploy.errors import SafedeployError, VersionMoved
 from safedeploy.facts import Diagnosis, Fact, LiveService, Revision, TrafficFigures
@@ -25,7 +25,6 @@ from safedeploy.providers.apprunner.client import (
     Live,
     Operation,
     holder,
-    when,
 )
 from safedeploy.providers.base import Candidate, Capabilities, Pending
 from safedeploy.providers.records import Revisions
@@ -58,6 +57,10 @@ class AppRunnerProvider:
             timeout=timeout,
             progress=progress,
         )
+
+    def _say(self, text: str) -> None:
+        """A progress line of this service."""
+        self.progress(f"{self.service}: {text}")
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -138,21 +141,10 @@ class AppRunnerProvider:
         live = self.api.settled()
         if live is None:
             raise SafedeployError(f"there is no App Runner service {self.service} to route")
-        stored = self.revisions.config(name)
-        if stored is None:
-            raise SafedeployError(
-                f"no recorded configuration for revision {name}",
-                where=self.api.where,
-                hint="see `safedeploy status` for the revisions safedeploy recorded",
-            )
+        stored = records.recorded(self.revisions, name, self.api.where)
         if records.is_config(stored, live.spec):
             return  # nothing to send: it serves already, or App Runner itself restored it
-        spec, taken = records.to_send(stored, live.spec, name, served)
-        if taken:
-            self.progress(
-                f"{self.service}: took {', '.join(taken)} from the live service: sensitive plain "
-                "values are never recorded (move them to secrets: to restore them exactly)"
-            )
+        spec = records.to_send(stored, live.spec, name, served, self._say)
         changes = mapping.changes(live.service, spec)
         if changes:
             self.api.finish(self.api.update(live.arn, changes))

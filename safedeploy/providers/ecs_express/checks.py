@@ -4,10 +4,10 @@ and secrets that do not exist. Each is a Fact: the core gives it a code and a se
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 
 from safedeploy.facts import Fact, Problem
-from safedeploy.model import SecretRef, ServiceSpec
+from safedeploy.model import ServiceSpec
 from safedeploy.providers.ecs_express.mapping import SETTINGS
 
 CPU = ("256", "512", "1024", "2048", "4096", "8192", "16384")  # Fargate's CPU units
@@ -66,21 +66,6 @@ def settings(target: ServiceSpec) -> Iterator[Fact]:
         yield Fact(
             Problem.UNSUPPORTED, "settings.scaling", message, f"write one of {', '.join(METRICS)}"
         )
-
-
-def secrets(target: ServiceSpec, secret_exists: Callable[[str], bool]) -> Iterator[Fact]:
-    """Each secret exists (looked up without reading it) and takes no separate version."""
-    for name, ref in sorted(target.env.items()):
-        if not isinstance(ref, SecretRef):
-            continue
-        if ref.version != "latest":
-            message = f"ECS takes no separate secret version ({ref.version!r})"
-            remedy = "put the version in the ARN (…:secret:NAME:JSON_KEY:STAGE:VERSION_ID)"
-            yield Fact(Problem.UNSUPPORTED, f"secrets.{name}", message, remedy)
-        elif not secret_exists(ref.secret):
-            message = f"secret {ref.secret} for {name} does not exist"
-            remedy = "create it, or fix the ARN (a Secrets Manager secret or SSM parameter)"
-            yield Fact(Problem.SECRET_MISSING, f"secrets.{name}", message, remedy)
 
 
 def roles(given: Mapping[str, str | None]) -> Iterator[Fact]:

@@ -10,12 +10,11 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from botocore.exceptions import ClientError
 
-from safedeploy.aws import Clients, aws_errors, error_code
+from safedeploy.aws import Clients, aws_errors, error_code, when
 from safedeploy.cancel import NEVER, CancelToken
 from safedeploy.errors import Busy, SafedeployError, Unrecoverable
 from safedeploy.providers.ecs_express import mapping
@@ -252,10 +251,3 @@ def holder(deployment: Json) -> str:
     stage = deployment.get("lifecycleStage")
     state = f"{deployment.get('status', '?')}{f', {stage}' if stage else ''}"
     return f"ECS service deployment {short(deployment.get('serviceDeploymentArn', '?'))} ({state})"
-
-
-def when(moment: Any) -> str:
-    """A timestamp as people read it in messages, to the second."""
-    if isinstance(moment, datetime):
-        return moment.astimezone(UTC).isoformat(timespec="seconds")
-    return str(moment)

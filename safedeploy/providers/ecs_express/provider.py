@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from safedeploy.aws import Clients, secret_exists
+from safedeploy.aws import Clients, secret_exists, secret_facts, when
 from safedeploy.cancel import NEVER, CancelToken
 from safedeploy.errors import SafedeployError, Unrecoverable, VersionMoved
 from safedeploy.facts import Diagnosis, Fact, LiveService, Revision
@@ -31,7 +31,6 @@ from safedeploy.providers.ecs_express.client import (
     Live,
     holder,
     short,
-    when,
 )
 from safedeploy.providers.records import Revisions
 
@@ -78,6 +77,10 @@ class EcsExpressProvider:
             timeout=timeout,
             progress=progress,
         )
+
+    def _say(self, text: str) -> None:
+        """A progress line of this service."""
+        self.progress(f"{self.service}: {text}")
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -128,7 +131,9 @@ class EcsExpressProvider:
         exists = self.api.arn() is not None
         return [
             *checks.settings(target),
-            *checks.secrets(target, lambda ref: secret_exists(self.clients, ref, self.region)),
+            *secret_facts(
+                target, lambda ref: secret_exists(self.clients, ref, self.region), "ECS Express"
+            ),
             *([] if exists else checks.roles(self.roles)),
         ]
 
@@ -202,24 +207,13 @@ class EcsExpressProvider:
         live = self.api.describe()
         if live is None:
             raise SafedeployError(f"there is no ECS Express service {self.service} to route")
-        stored = self.revisions.config(name)
-        if stored is None:
-            raise SafedeployError(
-                f"no recorded configuration for revision {name}",
-                where=self.api.where,
-                hint="see `safedeploy status` for the revisions safedeploy recorded",
-            )
+        stored = records.recorded(self.revisions, name, self.api.where)
         running = live.running
         if running is not None and self._back_to(live, running, stored):
             return
         if running is None and records.is_config(stored, mapping.spec(live.config)):
             return  # nothing to send: it serves already, or ECS itself restored it
-        spec, taken = records.to_send(stored, mapping.spec(live.config), name, served)
-        if taken:
-            self.progress(
-                f"{self.service}: took {', '.join(taken)} from the live service: sensitive plain "
-                "values are never recorded (move them to secrets: to restore them exactly)"
-            )
+        spec = records.to_send(stored, mapping.spec(live.config), name, served, self._say)
         deployment = self.api.update(live.arn, mapping.changes(live.config, spec))
         arn = self.api.find(deployment)
         _judge(self.api.wait(arn, _serves_all), arn, final=False)
